@@ -1,0 +1,25 @@
+import numpy as np
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class LoadWSSSAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` plus a value check.
+
+    Raises ``ValueError`` naming the file when a mask has values outside
+    ``0..K`` and 255 (K = ``num_fg_classes`` from the weak-label dataset), the
+    usual sign of an RGB-coloured mask or of a mask from another dataset.
+    """
+
+    def transform(self, results: dict) -> dict:
+        results = super().transform(results)
+        k = results.get('num_fg_classes')
+        if k is not None and 'gt_seg_map' in results:
+            seg = results['gt_seg_map']
+            bad = np.unique(seg[(seg > k) & (seg != 255)])
+            if bad.size:
+                raise ValueError(
+                    f'{results.get("seg_map_path")}: mask values '
+                    f'{bad.tolist()} are outside 0..{k} and 255')
+        return results

@@ -1,0 +1,3 @@
+from .wsss_val_loop import WSSSValLoop
+
+__all__ = ['WSSSValLoop']

@@ -1,0 +1,3 @@
+from .wsss_data_preprocessor import WSSSDataPreprocessor
+
+__all__ = ['WSSSDataPreprocessor']

@@ -1,0 +1,101 @@
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmseg.models.data_preprocessor import SegDataPreProcessor
+from mmseg.registry import MODELS
+from torch import Tensor
+
+
+@MODELS.register_module()
+class WSSSDataPreprocessor(SegDataPreProcessor):
+    """Normalises and pads every view of a sample identically.
+
+    ``inputs`` from the dataloader is either a list of (3, H, W) images (one
+    view, as in stock mmseg) or a dict of such lists (several pixel-aligned
+    views, e.g. ``{'weak': [...], 'strong': [...]}`` from
+    :class:`PackWSSSInputs`). The output has the same structure with stacked
+    (B, 3, H, W) tensors. In training every view, ``gt_sem_seg`` (with
+    ``seg_pad_val``) and ``valid_mask`` (with 0) get the same bottom/right
+    padding to ``size`` or a multiple of ``size_divisor``.
+
+    Arguments are those of :class:`mmseg.models.SegDataPreProcessor`.
+    """
+
+    def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
+        data = self.cast_data(data)
+        inputs = data['inputs']
+        data_samples = data.get('data_samples', None)
+        views = inputs if isinstance(inputs, dict) else {None: inputs}
+        views = {k: self._normalize(v) for k, v in views.items()}
+
+        if training:
+            if data_samples is None:
+                raise ValueError('data_samples are required in training')
+            views = self._pad_views(views, data_samples, self.size,
+                                    self.size_divisor)
+            if self.batch_augments is not None:
+                raise NotImplementedError(
+                    'batch_augments are not supported by '
+                    'WSSSDataPreprocessor')
+        else:
+            shapes = {tuple(t.shape[1:]) for v in views.values() for t in v}
+            if len(shapes) != 1 and not self.test_cfg:
+                raise ValueError(
+                    f'images of different sizes {sorted(shapes)} in one test '
+                    'batch; use batch_size=1 or set test_cfg.size_divisor')
+            if self.test_cfg:
+                views = self._pad_views(
+                    views, data_samples, self.test_cfg.get('size', None),
+                    self.test_cfg.get('size_divisor', None))
+            else:
+                views = {k: torch.stack(v) for k, v in views.items()}
+        inputs = views[None] if None in views else views
+        return dict(inputs=inputs, data_samples=data_samples)
+
+    def _normalize(self, imgs: Sequence[Tensor]) -> List[Tensor]:
+        if self.channel_conversion and imgs[0].size(0) == 3:
+            imgs = [img[[2, 1, 0], ...] for img in imgs]
+        imgs = [img.float() for img in imgs]
+        if self._enable_normalize:
+            imgs = [(img - self.mean) / self.std for img in imgs]
+        return imgs
+
+    def _pad_views(self, views: Dict[Optional[str], List[Tensor]],
+                   data_samples: Optional[list], size: Optional[tuple],
+                   size_divisor: Optional[int]) -> Dict[Optional[str], Tensor]:
+        first = next(iter(views.values()))
+        for name, v in views.items():
+            if [t.shape for t in v] != [t.shape for t in first]:
+                raise ValueError(
+                    f'view {name!r} is not pixel-aligned with the first view:'
+                    f' {[tuple(t.shape) for t in v]} vs '
+                    f'{[tuple(t.shape) for t in first]}')
+        sizes = np.array([t.shape[-2:] for t in first])
+        target = sizes.max(0)
+        if size is not None:
+            target = np.maximum(target, np.array(size[-2:]))
+        elif size_divisor:
+            target = (target + size_divisor - 1) // size_divisor * size_divisor
+        out = {k: [] for k in views}
+        for i, (h, w) in enumerate(sizes):
+            pad = (0, int(target[1] - w), 0, int(target[0] - h))
+            for k, v in views.items():
+                out[k].append(F.pad(v[i], pad, value=self.pad_val))
+            if data_samples is None:
+                continue
+            sample = data_samples[i]
+            for field, value in (('gt_sem_seg', self.seg_pad_val),
+                                 ('valid_mask', 0)):
+                if field in sample:
+                    pixel_data = sample.get(field)
+                    padded = F.pad(pixel_data.data, pad, value=value)
+                    # PixelData checks a new value against the old shape
+                    del pixel_data.data
+                    pixel_data.data = padded
+            sample.set_metainfo(
+                dict(img_shape=(int(h), int(w)),
+                     pad_shape=(int(target[0]), int(target[1])),
+                     padding_size=pad))
+        return {k: torch.stack(v) for k, v in out.items()}

@@ -1,0 +1,7 @@
+from .balanced_ce_loss import BalancedCrossEntropyLoss, balanced_cross_entropy
+from .multilabel_loss import MultiLabelSoftMarginLoss
+
+__all__ = [
+    'BalancedCrossEntropyLoss', 'balanced_cross_entropy',
+    'MultiLabelSoftMarginLoss'
+]

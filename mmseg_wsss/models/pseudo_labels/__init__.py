@@ -1,0 +1,10 @@
+"""Pure tensor functions that turn network outputs into pseudo-labels."""
+from .cam import (cam_to_label, cam_to_label_with_bg_threshold,
+                  mask_cam_by_labels, multi_scale_flip, normalize_cam,
+                  resize_to_multiple)
+
+__all__ = [
+    'normalize_cam', 'mask_cam_by_labels', 'cam_to_label',
+    'cam_to_label_with_bg_threshold', 'multi_scale_flip',
+    'resize_to_multiple'
+]

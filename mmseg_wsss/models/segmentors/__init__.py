@@ -1,0 +1,4 @@
+from .base import WSSSBaseSegmentor
+from .cam_segmentor import CAMSegmentor
+
+__all__ = ['WSSSBaseSegmentor', 'CAMSegmentor']

@@ -1,0 +1,107 @@
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.structures import PixelData
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.models.utils import resize
+from mmseg.structures import SegDataSample
+from mmseg.utils import OptSampleList, SampleList
+from torch import Tensor
+
+from ..pseudo_labels import multi_scale_flip, normalize_cam
+
+
+class WSSSBaseSegmentor(BaseSegmentor):
+    """Inference shared by the WSSS segmentors.
+
+    Subclasses implement :meth:`forward_maps`: one forward of the network on
+    an image batch, returning token-resolution maps: ``cam`` (B, K, h, w) raw
+    CAMs and, when the model has one, ``seg`` (B, K+1, h, w) segmentation
+    logits. :meth:`predict` runs it over ``test_cfg.scales`` (and flips),
+    sums logits, merges CAM flip pairs with ``ReLU(max)`` and normalises them
+    (``methods.md`` §1.3), and returns per image:
+
+    - ``seg_logits`` / ``pred_sem_seg``: the segmentation head's logits and
+      argmax (label-free), or, for a model without one, CAMs with a constant
+      background score ``test_cfg.bg_thr``;
+    - ``cams`` (K, H, W): normalised CAMs in [0, 1], for the pseudo-mask
+      metric and pictures.
+
+    ``test_cfg`` keys: ``scales`` (default ``(1.0, )``), ``flip`` (False),
+    ``bg_thr`` (0.45; CAM-only models).
+    """
+
+    patch_size: int = 16
+
+    def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
+        raise NotImplementedError
+
+    def extract_feat(self, inputs: Tensor):
+        return self.backbone(inputs)
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Single-scale segmentation logits at the input size."""
+        return self._seg_logits(self._aggregate(inputs, (1.0, ), False))
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
+        return self.forward_maps(inputs)
+
+    def _aggregate(self, inputs: Tensor, scales, flip) -> Dict[str, Tensor]:
+        return multi_scale_flip(
+            self.forward_maps,
+            inputs,
+            scales=scales,
+            flip=flip,
+            multiple=self.patch_size,
+            pair_reduce=dict(cam='max_relu', aux_cam='max_relu'))
+
+    def _seg_logits(self, maps: Dict[str, Tensor]) -> Tensor:
+        if 'seg' in maps:
+            return maps['seg']
+        cam = normalize_cam(maps['cam'])
+        bg = cam.new_full((cam.shape[0], 1, *cam.shape[2:]),
+                          self.test_cfg.get('bg_thr', 0.45))
+        return torch.cat([bg, cam], dim=1)
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        cfg = self.test_cfg or {}
+        maps = self._aggregate(inputs, cfg.get('scales', (1.0, )),
+                               cfg.get('flip', False))
+        out = dict(seg_logits=self._seg_logits(maps))
+        if 'cam' in maps:
+            out['cams'] = normalize_cam(maps['cam'])
+        return self.postprocess_maps(out, data_samples)
+
+    def postprocess_maps(self, maps: Dict[str, Tensor],
+                         data_samples: OptSampleList = None) -> SampleList:
+        """Undo batch padding and test-time flip, resize every map to the
+        original image size and attach it (``seg_logits`` also gives
+        ``pred_sem_seg``)."""
+        b = next(iter(maps.values())).shape[0]
+        if data_samples is None:
+            data_samples = [SegDataSample() for _ in range(b)]
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            pad = meta.get('img_padding_size', meta.get('padding_size'))
+            for name, m in maps.items():
+                m = m[i:i + 1]
+                if pad is not None:
+                    left, right, top, bottom = pad
+                    m = m[..., top:m.shape[-2] - bottom,
+                          left:m.shape[-1] - right]
+                if meta.get('flip', False):
+                    m = m.flip(-1 if meta.get('flip_direction', 'horizontal')
+                               == 'horizontal' else -2)
+                if 'ori_shape' in meta:
+                    m = resize(m, size=meta['ori_shape'][:2], mode='bilinear',
+                               align_corners=False, warning=False)
+                sample.set_data({name: PixelData(data=m[0])})
+                if name == 'seg_logits':
+                    sample.set_data({
+                        'pred_sem_seg':
+                        PixelData(data=m[0].argmax(dim=0, keepdim=True))
+                    })
+        return data_samples

@@ -1,0 +1,153 @@
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, SampleList
+from torch import Tensor
+
+from ...utils import get_current_iter, stack_img_labels, valid_mask_of
+from ..pseudo_labels import cam_to_label, normalize_cam
+from .base import WSSSBaseSegmentor
+
+
+@MODELS.register_module()
+class CAMSegmentor(WSSSBaseSegmentor):
+    """Single-stage CAM baseline: the "no swapping" model CoSA is measured
+    against.
+
+    One network (ViT + CAM head + optional aux CAM head + optional decode
+    head). Every iteration trains the classifiers with image labels. After
+    ``train_cfg.warmup_iters`` classification-only iterations, the network's
+    own multi-scale CAM (no grad, ``methods.md`` §1.3) is turned into a
+    two-threshold pseudo-label (§1.4) that supervises the decode head with
+    the balanced cross-entropy (§1.5).
+
+    Args:
+        backbone (dict): A :class:`WSSSViT` config.
+        cam_head (dict): A :class:`CAMHead` config on the final tokens.
+        aux_cam_head (dict, optional): A :class:`CAMHead` on the aux tokens;
+            its loss is logged as ``loss_cls_aux``.
+        decode_head (dict, optional): Any mmseg decode head with
+            ``num_classes = K + 1``; its ``loss_decode`` (e.g.
+            ``BalancedCrossEntropyLoss``) is applied to the pseudo-labels.
+            Without one the model is a pure CAM classifier and predicts CAMs
+            with a constant background.
+        train_cfg (dict): ``warmup_iters`` (classification-only iterations,
+            default 0), ``cam_scales`` ((1.0, 0.5, 1.5)), ``cam_flip`` (True),
+            ``low_thr`` (0.25), ``high_thr`` (0.7), ``autocast`` (True: the
+            no-grad CAM pass runs in bf16 on CUDA).
+        test_cfg (dict): See :class:`WSSSBaseSegmentor`.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 cam_head: ConfigType,
+                 aux_cam_head: OptConfigType = None,
+                 decode_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg=None):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.patch_size = self.backbone.patch_size
+        self.cam_head = MODELS.build(cam_head)
+        self.num_classes = self.cam_head.num_classes
+        self.aux_cam_head = MODELS.build(aux_cam_head) \
+            if aux_cam_head is not None else None
+        self.decode_head = None
+        if decode_head is not None:
+            self.decode_head = MODELS.build(decode_head)
+            if self.decode_head.num_classes != self.num_classes + 1:
+                raise ValueError(
+                    f'decode_head.num_classes ({self.decode_head.num_classes})'
+                    f' must be cam_head.num_classes + 1 (background) = '
+                    f'{self.num_classes + 1}')
+            self.align_corners = self.decode_head.align_corners
+        self.train_cfg = dict(
+            warmup_iters=0,
+            cam_scales=(1.0, 0.5, 1.5),
+            cam_flip=True,
+            low_thr=0.25,
+            high_thr=0.7,
+            autocast=True)
+        self.train_cfg.update(train_cfg or {})
+        self.test_cfg = test_cfg or dict()
+
+    # ------------------------------------------------------------------ #
+    def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
+        """One forward: token-resolution ``cam`` (and ``aux_cam``, ``seg``)."""
+        feats = self.backbone.forward_wsss(inputs)
+        maps = dict(cam=self.cam_head.get_cam(feats['tokens']))
+        if self.decode_head is not None:
+            maps['seg'] = self.decode_head(feats['outs'])
+        return maps
+
+    @torch.no_grad()
+    def multi_scale_cam(self, inputs: Tensor) -> Tensor:
+        """Normalised multi-scale+flip CAM (B, K, H, W) of the current
+        network, for pseudo-labels (no grad; bf16 autocast on CUDA)."""
+        cfg = self.train_cfg
+        with torch.autocast(
+                device_type=inputs.device.type,
+                dtype=torch.bfloat16,
+                enabled=bool(cfg['autocast']) and inputs.is_cuda):
+            maps = self._aggregate(inputs, cfg['cam_scales'], cfg['cam_flip'])
+        return normalize_cam(maps['cam'].float())
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """One training iteration, step by step.
+
+        1. ViT forward on the crop; image classification (+ aux).
+        2. After the warm-up: multi-scale CAM (no grad) -> two-threshold
+           pseudo-label -> balanced CE on the upsampled decoder logits.
+        """
+        if isinstance(inputs, dict):  # multi-view pipelines: use the weak one
+            inputs = inputs['weak']
+        img_labels = stack_img_labels(data_samples, self.num_classes)
+        feats = self.backbone.forward_wsss(inputs)
+
+        losses = self.cam_head.loss(feats['tokens'], img_labels)
+        if self.aux_cam_head is not None:
+            aux = self.aux_cam_head.loss(feats['aux_tokens'], img_labels)
+            losses.update({f'{k}_aux': v for k, v in aux.items()})
+
+        in_warmup = get_current_iter() < self.train_cfg['warmup_iters']
+        if self.decode_head is None or in_warmup:
+            return losses
+
+        cam = self.multi_scale_cam(inputs)
+        valid = valid_mask_of(data_samples, inputs.shape[-2:], inputs.device)
+        pseudo = cam_to_label(cam, img_labels, self.train_cfg['low_thr'],
+                              self.train_cfg['high_thr'], valid)
+        losses.update(self.decode_loss(self.decode_head(feats['outs']), pseudo))
+        losses['pl_fg_ratio'] = ((pseudo > 0) & (pseudo != 255)).float().mean()
+        return losses
+
+    def decode_loss(self,
+                    seg_logits: Tensor,
+                    label: Tensor,
+                    weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """The decode head's ``loss_decode`` on (pseudo-)labels.
+
+        Args:
+            seg_logits (Tensor): (B, K+1, h, w) logits; upsampled to the
+                label size (bilinear) before the loss.
+            label (Tensor): (B, H, W) labels with 255 = ignore.
+            weight (Tensor, optional): (B, H, W) per-pixel weights, passed
+                to losses that take them (``BalancedCrossEntropyLoss``).
+        """
+        seg_logits = resize(seg_logits, size=label.shape[-2:],
+                            mode='bilinear', align_corners=self.align_corners)
+        head = self.decode_head
+        loss_fns = head.loss_decode if isinstance(
+            head.loss_decode, nn.ModuleList) else [head.loss_decode]
+        losses = {}
+        for fn in loss_fns:
+            value = fn(seg_logits, label, weight=weight,
+                       ignore_index=head.ignore_index)
+            losses[fn.loss_name] = losses.get(fn.loss_name, 0) + value
+        return losses

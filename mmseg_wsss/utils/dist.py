@@ -1,0 +1,38 @@
+import os
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
+    """Make ``--launcher pytorch`` work on machines without CUDA.
+
+    mmengine 0.10.x always calls ``torch.cuda.set_device`` when it initialises
+    the process group and wraps the model in DDP with
+    ``device_ids=[LOCAL_RANK]``; both fail on CPU. Without CUDA this function
+    creates the gloo process group itself (mmengine then skips its own
+    initialisation) and sets ``model_wrapper_cfg.device_ids=None``. With CUDA
+    it does nothing and mmengine's normal path runs.
+
+    Returns:
+        bool: True when the CPU path was set up.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise RuntimeError(f'launcher {launcher!r} needs CUDA; on CPU use '
+                           '--launcher pytorch (tools/dist_train.sh)')
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend='gloo',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    env_cfg = cfg.get('env_cfg', {})
+    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    cfg.env_cfg = env_cfg
+    return True
