@@ -9,6 +9,6 @@ from .version import __version__
 
 install_checkpoint_compat()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models, visualization  # noqa: E402,F401,E501
 
 __all__ = ['__version__', 'install_checkpoint_compat']

@@ -29,7 +29,12 @@ _installed = False
 
 def _safe_globals() -> list:
     from mmengine.logging.history_buffer import HistoryBuffer
-    found = [HistoryBuffer, np.ndarray, np.dtype]
+
+    # HistoryBuffer pickles its statistics methods as
+    # ``getattr(HistoryBuffer, 'min')``. The weights-only unpickler only lets
+    # REDUCE call allow-listed callables, so allowing ``getattr`` permits
+    # looking up attributes of already-allowed objects, never calling them.
+    found = [HistoryBuffer, np.ndarray, np.dtype, getattr]
     # numpy moved its internals to numpy._core in 2.0; accept both names.
     for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         try:

@@ -1,0 +1,3 @@
+from .cam_panel import colorize_mask, draw_cam_panel, overlay_heatmap
+
+__all__ = ['draw_cam_panel', 'colorize_mask', 'overlay_heatmap']

@@ -1,0 +1,69 @@
+"""Pictures of CAMs, pseudo-labels and predictions (cv2 only)."""
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+
+def colorize_mask(mask: np.ndarray, palette: Sequence[Sequence[int]],
+                  ignore_index: int = 255) -> np.ndarray:
+    """(H, W) labels -> (H, W, 3) RGB; ignore pixels are white."""
+    lut = np.zeros((256, 3), np.uint8)
+    lut[:len(palette)] = np.asarray(palette, np.uint8)[:256]
+    lut[ignore_index] = 255
+    return lut[mask.astype(np.uint8)]
+
+
+def overlay_heatmap(img: np.ndarray, heat: np.ndarray,
+                    alpha: float = 0.5) -> np.ndarray:
+    """Blend a [0, 1] heat-map (jet colours) over an RGB image."""
+    colour = cv2.applyColorMap(
+        (np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return (alpha * colour[..., ::-1] + (1 - alpha) * img).astype(np.uint8)
+
+
+def _titled(img: np.ndarray, title: str, width: int) -> np.ndarray:
+    h = img.shape[0]
+    if img.shape[1] != width:
+        img = cv2.resize(img, (width, int(round(h * width / img.shape[1]))),
+                         interpolation=cv2.INTER_NEAREST)
+    bar = np.full((18, width, 3), 255, np.uint8)
+    cv2.putText(bar, title[:max(4, width // 7)], (2, 13),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([bar, img], axis=0)
+
+
+def draw_cam_panel(img: np.ndarray,
+                   cams: np.ndarray,
+                   img_labels: np.ndarray,
+                   classes: Sequence[str],
+                   palette: Sequence[Sequence[int]],
+                   pseudo_label: Optional[np.ndarray] = None,
+                   pred: Optional[np.ndarray] = None,
+                   gt: Optional[np.ndarray] = None,
+                   width: int = 192) -> np.ndarray:
+    """One row: image | CAM of each present class | pseudo-label |
+    prediction | ground truth.
+
+    Args:
+        img (np.ndarray): (H, W, 3) RGB uint8.
+        cams (np.ndarray): (K, H, W) normalised CAMs.
+        img_labels (np.ndarray): (K,) multi-hot labels (which CAMs to draw).
+        classes, palette: Dataset metainfo (background first).
+        pseudo_label, pred, gt (np.ndarray, optional): (H, W) label maps.
+    """
+    tiles = [_titled(img, 'image', width)]
+    for k in np.flatnonzero(img_labels):
+        tiles.append(
+            _titled(overlay_heatmap(img, cams[k]), f'CAM {classes[k + 1]}',
+                    width))
+    for name, m in (('pseudo-label', pseudo_label), ('prediction', pred),
+                    ('ground truth', gt)):
+        if m is not None:
+            tiles.append(_titled(colorize_mask(m, palette), name, width))
+    height = max(t.shape[0] for t in tiles)
+    tiles = [
+        np.pad(t, ((0, height - t.shape[0]), (0, 2), (0, 0)),
+               constant_values=255) for t in tiles
+    ]
+    return np.concatenate(tiles, axis=1)

@@ -1,0 +1,87 @@
+import copy
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.registry import init_default_scope
+
+import mmseg_wsss  # noqa: F401  (registers everything)
+from mmseg_wsss.datasets import make_toy_voc
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SHARED = osp.join(osp.dirname(REPO), 'shared')
+DINOV2 = osp.join(SHARED, 'weights',
+                  'vit_small_patch14_dinov2_imgfocus_timm.pth')
+VOC_META = osp.join(SHARED, 'data', 'voc12_meta')
+COCO128 = osp.join(SHARED, 'data', 'coco128_voc')
+
+torch.set_num_threads(2)
+init_default_scope('mmseg')
+
+
+def require_shared(path):
+    """Fail (not skip) when the shared assets CI provides are missing, unless
+    WSSS_ALLOW_MISSING_SHARED=1 says this machine has none."""
+    if osp.exists(path):
+        return
+    if os.environ.get('WSSS_ALLOW_MISSING_SHARED') == '1':
+        pytest.skip(f'{path} not present (WSSS_ALLOW_MISSING_SHARED=1)')
+    pytest.fail(f'{path} is missing: put ../shared beside the repository '
+                'or set WSSS_ALLOW_MISSING_SHARED=1')
+
+
+@pytest.fixture(scope='session')
+def toy_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('toy_voc'))
+    make_toy_voc(root, num_train=40, num_val=12, size_range=(96, 128),
+                 seed=1)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def reset_iter():
+    """Tests that call model.loss() directly start at iteration 0."""
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', 0)
+    yield
+    hub.update_info('iter', 0)
+
+
+TINY_VIT = dict(
+    type='WSSSViT',
+    img_size=64,
+    patch_size=8,
+    embed_dims=32,
+    num_layers=3,
+    num_heads=2,
+    mlp_ratio=2,
+    aux_layer=-2)
+
+
+def tiny_cam_model_cfg(num_classes=4, warmup_iters=0, decode_head=True):
+    cfg = dict(
+        type='CAMSegmentor',
+        data_preprocessor=dict(
+            type='WSSSDataPreprocessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            size=(64, 64)),
+        backbone=copy.deepcopy(TINY_VIT),
+        cam_head=dict(type='CAMHead', in_channels=32,
+                      num_classes=num_classes),
+        aux_cam_head=dict(type='CAMHead', in_channels=32,
+                          num_classes=num_classes),
+        decode_head=dict(
+            type='LargeFOVHead',
+            in_channels=32,
+            channels=32,
+            dilation=2,
+            num_classes=num_classes + 1,
+            loss_decode=dict(type='BalancedCrossEntropyLoss',
+                             loss_name='loss_seg')) if decode_head else None,
+        train_cfg=dict(warmup_iters=warmup_iters, cam_scales=(1.0, 0.5)),
+        test_cfg=dict(scales=(1.0, ), flip=True))
+    return cfg

@@ -1,0 +1,36 @@
+"""Every shipped config parses, and its model builds (without weights)."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmseg.registry import MODELS
+
+from .conftest import REPO
+
+CONFIGS = sorted(
+    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                         recursive=True) if '_base_' not in p)
+
+
+def test_configs_found():
+    names = {osp.relpath(p, osp.join(REPO, 'configs')) for p in CONFIGS}
+    assert {'baseline/cam_vitb_voc.py', 'baseline/cam_vitb_coco.py',
+            'baseline/cam_tiny_toy.py',
+            'baseline/cam_dinov2s_coco128.py'} <= names
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports['imports'] == ['mmseg_wsss']
+    cfg.model.backbone.pop('pretrained', None)
+    model = MODELS.build(cfg.model)
+    k = model.num_classes
+    ds = cfg.train_dataloader.dataset
+    n_classes = {'WSSSVOCDataset': 20, 'WSSSCOCODataset': 80,
+                 'WSSSToyDataset': 4}[ds.type]
+    assert k == n_classes
+    if model.decode_head is not None:
+        assert model.decode_head.num_classes == k + 1

@@ -1,0 +1,81 @@
+import numpy as np
+import torch
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+
+from mmseg_wsss.evaluation import LabelMaskedIoUMetric, PseudoMaskMetric
+
+
+def _sample(cams, labels, gt, logits=None):
+    s = SegDataSample()
+    s.cams = PixelData(data=torch.as_tensor(cams, dtype=torch.float32))
+    s.gt_img_labels = torch.as_tensor(labels, dtype=torch.float32)
+    s.gt_sem_seg = PixelData(data=torch.as_tensor(gt)[None])
+    if logits is not None:
+        s.seg_logits = PixelData(data=torch.as_tensor(logits).float())
+    return s.to_dict()
+
+
+def _numpy_miou(samples, thr, k):
+    """Independent reference: plain numpy confusion matrix."""
+    conf = np.zeros((k + 1, k + 1), np.int64)
+    for cams, labels, gt in samples:
+        cams = cams * labels[:, None, None]
+        full = np.concatenate([np.full((1, ) + gt.shape, thr), cams])
+        pred = full.argmax(0)
+        keep = gt != 255
+        np.add.at(conf, (gt[keep], pred[keep]), 1)
+    inter = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - inter
+    with np.errstate(invalid='ignore'):
+        return np.nanmean(inter / union)
+
+
+def test_pseudo_mask_metric_matches_numpy_and_finds_threshold():
+    rng = np.random.default_rng(0)
+    k, samples = 3, []
+    for _ in range(6):
+        gt = np.zeros((12, 16), np.int64)
+        cams = rng.uniform(0.0, 0.3, (k, 12, 16))  # background below 0.3
+        labels = np.zeros(k, np.float32)
+        for c in rng.choice(k, 2, replace=False):
+            y, x = rng.integers(0, 8), rng.integers(0, 10)
+            gt[y:y + 4, x:x + 6] = c + 1
+            cams[c, y:y + 4, x:x + 6] = rng.uniform(0.5, 1.0, (4, 6))
+            labels[c] = 1
+        gt[0, 0] = 255
+        samples.append((cams, labels, gt))
+    thrs = [0.1, 0.2, 0.4, 0.6, 0.8]
+    metric = PseudoMaskMetric(bg_thrs=thrs)
+    metric.dataset_meta = dict(classes=('background', 'a', 'b', 'c'))
+    metric.process({}, [_sample(*s) for s in samples])
+    assert len(metric.results) == 1  # one running sum per rank
+    res = metric.evaluate(len(samples))
+    ref = {t: _numpy_miou(samples, t, k) for t in thrs}
+    best = max(ref, key=ref.get)
+    # the example was built around a background level in (0.3, 0.5)
+    assert res['cam/bg_thr'] == best == 0.4
+    assert res['cam/mIoU'] == round(100 * ref[best], 2)
+    assert ref[0.4] > ref[0.2] and ref[0.4] > ref[0.6]
+    metric2 = PseudoMaskMetric(bg_thrs=[0.2])
+    metric2.dataset_meta = dict(classes=('background', 'a', 'b', 'c'))
+    metric2.process({}, [_sample(*s) for s in samples])
+    assert np.isclose(metric2.evaluate(6)['cam/mIoU'],
+                      100 * ref[0.2], atol=0.01)
+
+
+def test_label_masked_iou():
+    gt = torch.tensor([[0, 1], [2, 2]])
+    logits = torch.zeros(3, 2, 2)
+    logits[1] = torch.tensor([[0.0, 5.0], [5.0, 5.0]])  # class 1 everywhere
+    logits[2] = torch.tensor([[0.0, 0.0], [4.0, 4.0]])
+    logits[0, 0, 0] = 1.0
+    # the image holds classes 2 only: masking class 1 recovers class 2
+    s = _sample(torch.zeros(2, 2, 2), [0.0, 1.0], gt, logits)
+    metric = LabelMaskedIoUMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = dict(classes=('background', 'a', 'b'))
+    metric.process({}, [s])
+    res = metric.evaluate(1)
+    # pred = [[0, 0], [2, 2]]: bg IoU 1/2, class 1 IoU 0/1, class 2 IoU 1
+    assert np.isclose(res['label_masked/mIoU'], 100 * (0.5 + 0 + 1) / 3,
+                      atol=0.01)

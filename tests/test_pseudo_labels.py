@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from mmseg_wsss.models.pseudo_labels import (cam_to_label,
+                                             cam_to_label_with_bg_threshold,
+                                             multi_scale_flip, normalize_cam,
+                                             resize_to_multiple)
+
+
+def test_normalize_cam_per_image_and_class():
+    cam = torch.tensor([[[[1.0, 3.0], [5.0, 9.0]], [[-2.0, -2.0],
+                                                     [0.0, 2.0]]]])
+    out = normalize_cam(cam, eps=0.0)
+    assert torch.allclose(out[0, 0], torch.tensor([[0.0, 0.25], [0.5, 1.0]]))
+    assert torch.allclose(out[0, 1], torch.tensor([[0.0, 0.0], [0.5, 1.0]]))
+
+
+def test_cam_to_label_hand_computed():
+    # 3 classes, class 2 absent from the image labels
+    cam = torch.zeros(1, 3, 2, 3)
+    cam[0, 0] = torch.tensor([[0.9, 0.5, 0.1], [0.2, 0.75, 0.0]])
+    cam[0, 1] = torch.tensor([[0.1, 0.6, 0.3], [0.8, 0.7, 0.0]])
+    cam[0, 2] = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])  # absent
+    labels = torch.tensor([[1.0, 1.0, 0.0]])
+    valid = torch.tensor([[[1, 1, 1], [1, 1, 0]]])
+    out = cam_to_label(cam, labels, low_thr=0.25, high_thr=0.7,
+                       valid_mask=valid)
+    # max over present: [[.9(c0), .6(c1), .3(c1)], [.8(c1), .75(c0), 0]]
+    expected = torch.tensor([[[1, 255, 255], [2, 1, 255]]])
+    assert torch.equal(out, expected)
+    with pytest.raises(ValueError):
+        cam_to_label(cam, labels, low_thr=0.8, high_thr=0.7)
+
+
+def test_cam_to_label_with_bg_threshold():
+    cam = torch.tensor([[[[0.2, 0.6]], [[0.5, 0.1]]]])
+    labels = torch.tensor([[1.0, 1.0]])
+    out = cam_to_label_with_bg_threshold(cam, labels, 0.4)
+    assert torch.equal(out, torch.tensor([[[2, 1]]]))
+    out = cam_to_label_with_bg_threshold(cam, torch.tensor([[1.0, 0.0]]), 0.4)
+    assert torch.equal(out, torch.tensor([[[0, 1]]]))
+
+
+def test_resize_to_multiple():
+    x = torch.zeros(1, 3, 50, 70)
+    assert resize_to_multiple(x, 1.0, 16).shape[-2:] == (48, 64)
+    assert resize_to_multiple(x, 0.5, 16).shape[-2:] == (32, 32)
+    assert resize_to_multiple(torch.zeros(1, 3, 64, 64), 1.0, 16) is not None
+
+
+def test_multi_scale_flip_pair_reduce():
+    img = torch.arange(16.0).view(1, 1, 4, 4).repeat(1, 3, 1, 1)
+
+    def fn(x):  # "CAM" = the image's first channel minus 5, "seg" = same
+        return dict(cam=x[:, :1] - 5, seg=x[:, :1])
+
+    out = multi_scale_flip(fn, img, scales=(1.0, ), flip=True,
+                           pair_reduce=dict(cam='max_relu'))
+    # the flipped copy, flipped back, equals the original
+    assert torch.allclose(out['cam'], (img[:, :1] - 5).relu())
+    assert torch.allclose(out['seg'], 2 * img[:, :1])
+    out2 = multi_scale_flip(fn, img, scales=(1.0, 1.0), flip=False)
+    assert torch.allclose(out2['seg'], 2 * img[:, :1])

@@ -1,0 +1,137 @@
+"""The stock mmengine Runner path: tools/train.py, --resume, tools/test.py,
+tools/dist_train.sh on CPU."""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+
+from .conftest import REPO
+
+ENV = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+
+
+def write_cfg(tmp_path, toy_root, max_iters, warmup=2, name='cfg.py'):
+    """cam_tiny_toy.py on the test's toy set, tiny and fast."""
+    base = osp.join(REPO, 'configs', 'baseline', 'cam_tiny_toy.py')
+    loader = ("dict(num_workers=0, persistent_workers=False, "
+              "dataset=dict(data_root=%r))" % toy_root)
+    text = f'''
+_base_ = [{base!r}]
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root={toy_root!r}))
+val_dataloader = {loader}
+test_dataloader = val_dataloader
+val_cfg = dict(extra_evals=[dict(
+    name='train',
+    dataloader=dict(
+        batch_size=1, num_workers=0, sampler=dict(type='DefaultSampler',
+                                                  shuffle=False),
+        dataset=dict(type='WSSSToyDataset', data_root={toy_root!r},
+                     ann_file='ImageSets/Segmentation/train.txt',
+                     cls_labels_file='cls_labels.npy',
+                     data_prefix=dict(img_path='JPEGImages',
+                                      seg_map_path='SegmentationClass'),
+                     test_mode=True, indices=6,
+                     pipeline={{{{_base_.test_pipeline}}}})),
+    evaluator=dict(type='PseudoMaskMetric'))])
+model = dict(train_cfg=dict(warmup_iters={warmup}, cam_scales=(1.0, )))
+train_cfg = dict(max_iters={max_iters}, val_interval={max_iters})
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False,
+                        begin=0, end=20)]
+default_hooks = dict(
+    logger=dict(interval=1),
+    checkpoint=dict(interval=4, max_keep_ckpts=5))
+'''
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def run(args, timeout=600):
+    proc = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def scalars(work_dir):
+    """Rows of mmengine's scalars.json of the newest run in work_dir."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    return [json.loads(line) for line in open(files[-1])]
+
+
+def test_train_stop_resume_continue_and_test(tmp_path, toy_root):
+    work = str(tmp_path / 'work')
+    cfg4 = write_cfg(tmp_path, toy_root, max_iters=4, name='cfg4.py')
+    cfg8 = write_cfg(tmp_path, toy_root, max_iters=8, name='cfg8.py')
+    run([sys.executable, 'tools/train.py', cfg4, '--work-dir', work])
+    ck4 = torch.load(osp.join(work, 'iter_4.pth'), weights_only=False)
+    assert ck4['meta']['iter'] == 4
+    first = scalars(work)
+
+    out = run([sys.executable, 'tools/train.py', cfg8, '--work-dir', work,
+               '--resume'])
+    assert 'resumed epoch: 0, iter: 4' in out
+    ck8 = torch.load(osp.join(work, 'iter_8.pth'), weights_only=False)
+    assert ck8['meta']['iter'] == 8
+    # optimizer state continued: AdamW took 8 steps (not 4); the decode
+    # head's parameters got no gradient in the 2 warm-up iterations
+    steps = {int(s['step']) for s in ck8['optimizer']['state'].values()}
+    assert steps == {8, 8 - 2}
+    # the LR schedule continued where it stopped
+    assert ck8['param_schedulers'][0]['last_step'] == 8
+    second = scalars(work)
+    train_rows = [r for r in second if 'loss' in r]
+    assert [r['step'] for r in train_rows] == [5, 6, 7, 8]
+    lr4 = [r for r in first if 'loss' in r][-1]['lr']
+    assert train_rows[0]['lr'] > lr4  # linear warm-up, not restarted
+    # classification loss continued from where run 1 stopped, not from init
+    init_loss = [r for r in first if 'loss' in r][0]['loss_cls']
+    assert train_rows[-1]['loss_cls'] < init_loss
+    val = [r for r in second if 'mIoU' in r]
+    assert val and 'train/cam/mIoU' in val[-1]
+    assert 'label_masked/mIoU' in val[-1]
+
+    # tools/test.py loads the torch-2.13 checkpoint and evaluates it
+    out = run([sys.executable, 'tools/test.py', cfg8,
+               osp.join(work, 'iter_8.pth'), '--work-dir',
+               str(tmp_path / 'test')])
+    assert 'Load checkpoint from' in out and 'mIoU' in out
+
+
+def test_load_from_and_checkpoint_compat(tmp_path, toy_root):
+    """mmengine's loader reads a runner checkpoint with weights_only=True
+    (allow-listed globals) -- no fallback warning needed."""
+    import warnings
+
+    from mmengine.runner import CheckpointLoader
+    work = str(tmp_path / 'w')
+    cfg = write_cfg(tmp_path, toy_root, max_iters=4)
+    run([sys.executable, 'tools/train.py', cfg, '--work-dir', work])
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        ck = CheckpointLoader.load_checkpoint(osp.join(work, 'iter_4.pth'))
+    assert 'message_hub' in ck and 'state_dict' in ck
+    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir',
+               str(tmp_path / 'w2'), '--cfg-options',
+               f'load_from={osp.join(work, "iter_4.pth")}'])
+    assert 'Load checkpoint from' in out
+
+
+def test_dist_train_two_cpu_processes(tmp_path, toy_root):
+    work = str(tmp_path / 'dist')
+    cfg = write_cfg(tmp_path, toy_root, max_iters=4)
+    env = dict(ENV, PYTHON=sys.executable, PORT='29517')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', work],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert 'Distributed launcher: pytorch' in out or 'world_size: 2' in out \
+        or 'World size: 2' in out
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))

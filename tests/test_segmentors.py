@@ -1,0 +1,126 @@
+import copy
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.optim import OptimWrapper
+from mmseg.registry import MODELS
+
+from mmseg_wsss.datasets import WSSSToyDataset
+
+from .conftest import tiny_cam_model_cfg
+
+TRAIN_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomRescale', ratio_range=(0.5, 1.0)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomCropPad', crop_size=(64, 64)),
+    dict(type='PackWSSSInputs'),
+]
+TEST_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadWSSSAnnotations'),
+    dict(type='PackWSSSInputs'),
+]
+
+
+def _batch(ds, idx):
+    items = [ds[i] for i in idx]
+    return dict(inputs=[it['inputs'] for it in items],
+                data_samples=[it['data_samples'] for it in items])
+
+
+def _toy_ds(root, pipeline, test_mode=False):
+    return WSSSToyDataset(
+        data_root=root,
+        ann_file='ImageSets/Segmentation/train.txt',
+        cls_labels_file='cls_labels.npy',
+        data_prefix=dict(img_path='JPEGImages',
+                         seg_map_path='SegmentationClass'),
+        test_mode=test_mode,
+        pipeline=pipeline)
+
+
+def _train(model, batch, steps, lr=2e-3):
+    wrapper = OptimWrapper(torch.optim.Adam(model.parameters(), lr=lr))
+    history = []
+    for _ in range(steps):
+        log = model.train_step(batch, wrapper)
+        history.append({k: float(v) for k, v in log.items()})
+    return history
+
+
+def test_cam_baseline_loss_falls_before_and_after_warmup(toy_root):
+    torch.manual_seed(0)
+    ds = _toy_ds(toy_root, TRAIN_PIPELINE)
+    batch = _batch(ds, range(8))
+    model = MODELS.build(tiny_cam_model_cfg(warmup_iters=5))
+    model.init_weights()
+    hub = MessageHub.get_current_instance()
+
+    hub.update_info('iter', 0)  # classification-only warm-up
+    hist = _train(model, batch, 12)
+    assert set(hist[0]) == {'loss', 'loss_cls', 'loss_cls_aux'}
+    assert hist[-1]['loss_cls'] < 0.8 * hist[0]['loss_cls']
+
+    hub.update_info('iter', 5)  # warm-up over: the decoder trains on CAM PLs
+    hist = _train(model, batch, 15)
+    assert {'loss_seg', 'pl_fg_ratio'} <= set(hist[0])
+    assert all(torch.isfinite(torch.tensor(h['loss'])) for h in hist)
+    assert hist[-1]['loss_seg'] < 0.8 * hist[0]['loss_seg']
+
+
+def test_predict_outputs_and_flip_consistency(toy_root):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cam_model_cfg())
+    model.init_weights()
+    model.eval()
+    ds = _toy_ds(toy_root, TEST_PIPELINE, test_mode=True)
+    batch = _batch(ds, [0])
+    with torch.no_grad():
+        out = model.test_step(batch)[0]
+    h, w = out.metainfo['ori_shape'][:2]
+    assert out.seg_logits.shape == (h, w)
+    assert out.seg_logits.data.shape[0] == 5
+    assert out.pred_sem_seg.data.shape == (1, h, w)
+    cams = out.cams.data
+    assert cams.shape == (4, h, w)
+    assert cams.min() >= 0 and cams.max() <= 1
+    # flip TTA makes the prediction flip-equivariant
+    flipped = copy.deepcopy(batch)
+    flipped['inputs'][0] = flipped['inputs'][0].flip(-1)
+    with torch.no_grad():
+        out_f = model.test_step(flipped)[0]
+    assert torch.allclose(out_f.seg_logits.data.flip(-1),
+                          out.seg_logits.data, atol=1e-4)
+
+
+def test_cam_only_model_predicts_with_bg_threshold(toy_root):
+    model = MODELS.build(tiny_cam_model_cfg(decode_head=False))
+    model.init_weights()
+    model.eval()
+    ds = _toy_ds(toy_root, TEST_PIPELINE, test_mode=True)
+    with torch.no_grad():
+        out = model.test_step(_batch(ds, [1]))[0]
+    logits = out.seg_logits.data
+    assert torch.allclose(logits[0], torch.full_like(logits[0], 0.45))
+    assert torch.allclose(logits[1:], out.cams.data)
+
+
+def test_config_errors():
+    cfg = tiny_cam_model_cfg()
+    cfg['decode_head']['num_classes'] = 4
+    with pytest.raises(ValueError, match='background'):
+        MODELS.build(cfg)
+    with pytest.raises(ValueError, match='pool'):
+        MODELS.build(dict(type='CAMHead', in_channels=8, num_classes=2,
+                          pool='median'))
+
+
+def test_missing_image_labels_raise(toy_root):
+    model = MODELS.build(tiny_cam_model_cfg())
+    ds = _toy_ds(toy_root, TRAIN_PIPELINE)
+    batch = model.data_preprocessor(_batch(ds, [0, 1]), True)
+    del batch['data_samples'][1].gt_img_labels
+    with pytest.raises(KeyError, match='gt_img_labels'):
+        model.loss(batch['inputs'], batch['data_samples'])

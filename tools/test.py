@@ -1,0 +1,73 @@
+"""Test (evaluate) a trained WSSS model with the stock mmengine Runner.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
+                         [--show-dir DIR] [--cfg-options k=v ...]
+
+Same interface as mmseg's tools/test.py. Checkpoints written by torch >= 2.6
+runs load because importing mmseg_wsss installs the compatibility loader.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import mmseg_wsss  # noqa: F401
+from mmseg_wsss.utils import setup_cpu_distributed
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test a WSSS segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the metrics are saved')
+    parser.add_argument(
+        '--out', help='save the predicted masks (PNG) to this folder')
+    parser.add_argument(
+        '--show-dir', help='save prediction pictures to this folder')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. model.test_cfg.scales=[1.0]')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        vis = cfg.default_hooks.visualization
+        vis.draw = True
+        vis.interval = 1
+        cfg.visualizer.save_dir = args.show_dir
+    if args.out:
+        for ev in (cfg.test_evaluator if isinstance(cfg.test_evaluator, list)
+                   else [cfg.test_evaluator]):
+            if ev['type'] == 'IoUMetric':
+                ev['output_dir'] = args.out
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,107 @@
+"""Draw CAMs, CAM pseudo-labels and predictions of a trained model.
+
+    python tools/vis_cam.py CONFIG CHECKPOINT --out DIR [--split val|train]
+                            [--num 8] [--ids ID ...]
+
+Writes one PNG per image (image | CAM per present class | two-threshold CAM
+pseudo-label | prediction | ground truth) and ``summary.png`` stacking them.
+The pseudo-label uses the model's ``train_cfg`` thresholds.
+"""
+import argparse
+import os
+import os.path as osp
+
+import cv2
+import mmcv
+import mmengine
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmseg.registry import DATASETS, MODELS
+
+import mmseg_wsss  # noqa: F401
+from mmseg_wsss.models.pseudo_labels import cam_to_label
+from mmseg_wsss.visualization import draw_cam_panel
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--split', choices=['val', 'train'], default='val',
+                        help="'train' uses the train-set eval dataloader")
+    parser.add_argument('--num', type=int, default=8)
+    parser.add_argument('--ids', nargs='+', help='image ids to draw')
+    parser.add_argument('--device', default='cuda' if
+                        torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def build_dataset(cfg, split):
+    if split == 'val':
+        return DATASETS.build(cfg.val_dataloader.dataset)
+    extra = [e for e in cfg.val_cfg.get('extra_evals', [])
+             if e['name'] == 'train']
+    if not extra:
+        raise ValueError('the config has no train-set eval dataloader '
+                         "(val_cfg.extra_evals with name='train')")
+    return DATASETS.build(extra[0]['dataloader']['dataset'])
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg.model.backbone.pop('pretrained', None)  # weights come from CKPT
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.to(args.device).eval()
+    dataset = build_dataset(cfg, args.split)
+    meta = dataset.metainfo
+    ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
+    if args.ids:
+        unknown = sorted(set(args.ids) - set(ids))
+        if unknown:
+            raise KeyError(f'ids not in the {args.split} set: {unknown}')
+        indices = [ids.index(i) for i in args.ids]
+    else:
+        indices = list(range(min(args.num, len(dataset))))
+
+    os.makedirs(args.out, exist_ok=True)
+    thr = model.train_cfg
+    rows = []
+    for idx in mmengine.track_iter_progress(indices):
+        batch = pseudo_collate([dataset[idx]])
+        with torch.no_grad():
+            out = model.test_step(batch)[0]
+        img = mmcv.imread(out.img_path, channel_order='rgb')
+        cams = out.cams.data.float()
+        labels = out.gt_img_labels.to(cams.device)
+        pseudo = cam_to_label(cams[None], labels[None], thr['low_thr'],
+                              thr['high_thr'])[0]
+        gt = out.gt_sem_seg.data[0].cpu().numpy() \
+            if 'gt_sem_seg' in out else None
+        panel = draw_cam_panel(
+            img, cams.cpu().numpy(), labels.cpu().numpy(), meta['classes'],
+            meta['palette'], pseudo.cpu().numpy(),
+            out.pred_sem_seg.data[0].cpu().numpy(), gt)
+        cv2.imwrite(osp.join(args.out, f'{ids[idx]}.png'), panel[..., ::-1])
+        rows.append(panel)
+    width = max(r.shape[1] for r in rows)
+    summary = np.concatenate([
+        np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)),
+               constant_values=255) for r in rows
+    ])
+    cv2.imwrite(osp.join(args.out, 'summary.png'), summary[..., ::-1])
+    print(f'\nwrote {len(rows)} pictures and summary.png to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
