@@ -2,7 +2,7 @@
 
 Four object classes drawn as textured shapes on textured backgrounds. Each
 class has a *context* background it usually appears on (boat on water, bird
-on sky, car on road, cow on grass: probability ``context_prob``), so a
+on sky, car on road, cow on grass: probability ``context_prob`` = 0.4), so a
 classifier can partly cheat with the background, as real CAMs do (the
 "coexistence" problem CoSA's CSC addresses). Images hold 1-3 objects, a few
 hold none (their image-level label set is empty).
@@ -94,7 +94,7 @@ def _texture(cls: int, h: int, w: int, rng: np.random.Generator
 
 
 def make_toy_sample(rng: np.random.Generator, size: Tuple[int, int],
-                    context_prob: float = 0.8,
+                    context_prob: float = 0.4,
                     empty_prob: float = 0.04):
     """One (image RGB uint8, mask uint8, label K-vector) triple."""
     h, w = size
@@ -123,7 +123,7 @@ def make_toy_sample(rng: np.random.Generator, size: Tuple[int, int],
 
 
 def make_toy_voc(out_dir: str,
-                 num_train: int = 300,
+                 num_train: int = 500,
                  num_val: int = 60,
                  size_range: Tuple[int, int] = (112, 160),
                  seed: int = 0) -> Dict[str, int]:
@@ -132,7 +132,7 @@ def make_toy_voc(out_dir: str,
     Deterministic for a given ``seed`` and arguments; an existing complete
     set with the same parameters is left as it is.
     """
-    stamp = f'{num_train} {num_val} {size_range} {seed} v1'
+    stamp = f'{num_train} {num_val} {size_range} {seed} v3'
     stamp_file = osp.join(out_dir, '.toy_voc_stamp')
     if osp.isfile(stamp_file) and open(stamp_file).read() == stamp:
         return dict(train=num_train, val=num_val)

@@ -21,7 +21,7 @@ model = dict(
         num_heads=4,
         mlp_ratio=2,
         aux_layer=-2,
-        drop_path_rate=0.0),
+        drop_path_rate=0.1),
     cam_head=dict(
         type='CAMHead', in_channels=128, num_classes=num_classes, pool='gmp'),
     aux_cam_head=dict(
@@ -39,7 +39,8 @@ model = dict(
             loss_name='loss_seg')),
     train_cfg=dict(
         warmup_iters=300,
-        cam_scales=(1.0, 0.5, 1.5),
+        # the papers' (1.0, 0.5, 1.5) costs 3x more on CPU for no toy gain
+        cam_scales=(1.0, 0.5),
         cam_flip=True,
         low_thr=0.25,
         high_thr=0.7),

@@ -145,7 +145,8 @@ _DROPPED_PREFIXES = ('head.', 'fc_norm.', 'head_drop.', 'pre_logits.')
 
 
 def convert_timm_vit(state_dict: Dict[str, Tensor],
-                     pos_hw: Sequence[int]) -> Dict[str, Tensor]:
+                     pos_hw: Optional[Sequence[int]] = None
+                     ) -> Dict[str, Tensor]:
     """Convert a timm-layout ViT state dict to :class:`WSSSViT` keys.
 
     Strips wrapper prefixes (``module.``, ``model.``, ``backbone.``,
@@ -156,7 +157,8 @@ def convert_timm_vit(state_dict: Dict[str, Tensor],
     Args:
         state_dict (dict): timm-style state dict (or a checkpoint holding one
             under ``state_dict`` / ``model``).
-        pos_hw (Sequence[int]): The target's position grid (h, w).
+        pos_hw (Sequence[int], optional): The target's position grid
+            (h, w); None keeps the checkpoint's grid.
     """
     for key in ('state_dict', 'model', 'module'):
         if key in state_dict and isinstance(state_dict[key], dict):
@@ -171,7 +173,7 @@ def convert_timm_vit(state_dict: Dict[str, Tensor],
         if k.endswith(('ls1.weight', 'ls2.weight')):
             k = k[:-len('weight')] + 'gamma'
         out[k] = v
-    if 'pos_embed' in out:
+    if 'pos_embed' in out and pos_hw is not None:
         pe = out['pos_embed']
         n = pe.shape[1] - 1
         side = int(math.isqrt(n))
