@@ -1,6 +1,6 @@
 """Write the synthetic WSSS dataset (VOC layout) used by the demo and tests.
 
-    python tools/make_toy_voc.py data/toy_voc [--train 500] [--val 60]
+    python tools/make_toy_voc.py data/toy_voc [--train 500] [--val 100]
 
 Deterministic for a given seed; a complete set with the same parameters is
 left untouched. See :mod:`mmseg_wsss.datasets.toy` for what it contains.
@@ -15,7 +15,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out_dir', nargs='?', default='data/toy_voc')
     parser.add_argument('--train', type=int, default=500)
-    parser.add_argument('--val', type=int, default=60)
+    parser.add_argument('--val', type=int, default=100)
     parser.add_argument('--min-size', type=int, default=112)
     parser.add_argument('--max-size', type=int, default=160)
     parser.add_argument('--seed', type=int, default=0)

@@ -2,7 +2,7 @@
 
 Four object classes drawn as textured shapes on textured backgrounds. Each
 class has a *context* background it usually appears on (boat on water, bird
-on sky, car on road, cow on grass: probability ``context_prob`` = 0.4), so a
+on sky, car on road, cow on grass: probability ``context_prob`` = 0.5), so a
 classifier can partly cheat with the background, as real CAMs do (the
 "coexistence" problem CoSA's CSC addresses). Images hold 1-3 objects, a few
 hold none (their image-level label set is empty).
@@ -40,9 +40,11 @@ def _background(kind: str, h: int, w: int, rng: np.random.Generator
     elif kind == 'sky':  # light-blue vertical gradient
         g = yy / h
         rgb = [140 + 60 * g, 180 + 40 * g, 235 - 10 * g]
-    elif kind == 'road':  # grey with dashed lane lines
+    elif kind == 'road':  # smooth grey asphalt with dashed lane lines
         lane = ((np.abs(yy - h / 2) < 2) & ((xx + phase * 10) % 16 < 8))
-        base = 95 + 8 * noise
+        # low-frequency: per-pixel noise would look like the car's checker
+        smooth = cv2.GaussianBlur(noise, (0, 0), 3)
+        base = 95 + 40 * smooth
         rgb = [base + 140 * lane, base + 140 * lane, base + 60 * lane]
     elif kind == 'grass':  # green blades
         blades = np.sin(xx * 1.3 + np.sin(yy / 2.0) + phase)
@@ -94,7 +96,7 @@ def _texture(cls: int, h: int, w: int, rng: np.random.Generator
 
 
 def make_toy_sample(rng: np.random.Generator, size: Tuple[int, int],
-                    context_prob: float = 0.4,
+                    context_prob: float = 0.5,
                     empty_prob: float = 0.04):
     """One (image RGB uint8, mask uint8, label K-vector) triple."""
     h, w = size
@@ -124,7 +126,7 @@ def make_toy_sample(rng: np.random.Generator, size: Tuple[int, int],
 
 def make_toy_voc(out_dir: str,
                  num_train: int = 500,
-                 num_val: int = 60,
+                 num_val: int = 100,
                  size_range: Tuple[int, int] = (112, 160),
                  seed: int = 0) -> Dict[str, int]:
     """Write the synthetic dataset; returns the number of images per split.
@@ -132,7 +134,7 @@ def make_toy_voc(out_dir: str,
     Deterministic for a given ``seed`` and arguments; an existing complete
     set with the same parameters is left as it is.
     """
-    stamp = f'{num_train} {num_val} {size_range} {seed} v3'
+    stamp = f'{num_train} {num_val} {size_range} {seed} v5'
     stamp_file = osp.join(out_dir, '.toy_voc_stamp')
     if osp.isfile(stamp_file) and open(stamp_file).read() == stamp:
         return dict(train=num_train, val=num_val)

@@ -1,5 +1,5 @@
 # Short CPU schedule for the synthetic set (from-scratch tiny ViT).
-max_iters = 1200
+max_iters = 900
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
