@@ -102,3 +102,17 @@ def test_dinov2_loads_strictly_and_attention_is_stochastic():
         assert attn.shape == (1, 36, 36)
         assert (attn >= 0).all()
         assert torch.allclose(attn.sum(-1), torch.ones(1, 36), atol=1e-5)
+
+
+def test_frozen_stages():
+    vit = _tiny(frozen_stages=2)
+    vit.train()
+    trainable = {n for n, p in vit.named_parameters() if p.requires_grad}
+    assert not any(n.startswith(('patch_embed', 'blocks.0.', 'blocks.1.'))
+                   for n in trainable)
+    assert {'cls_token', 'pos_embed'}.isdisjoint(trainable)
+    assert any(n.startswith('blocks.2.') for n in trainable)
+    assert 'norm.weight' in trainable
+    assert not vit.blocks[0].training and vit.blocks[2].training
+    full = _tiny(frozen_stages=3)
+    assert not any(p.requires_grad for p in full.parameters())

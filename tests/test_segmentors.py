@@ -124,3 +124,25 @@ def test_missing_image_labels_raise(toy_root):
     del batch['data_samples'][1].gt_img_labels
     with pytest.raises(KeyError, match='gt_img_labels'):
         model.loss(batch['inputs'], batch['data_samples'])
+
+
+def test_cam_head_pooling_modes():
+    head = MODELS.build(dict(type='CAMHead', in_channels=2, num_classes=1))
+    head.classifier.weight.data = torch.tensor([[[[1.0]], [[-1.0]]]])
+    # two tokens: features (3, 0) and (0, -3); scores 3 and 3
+    x = torch.tensor([[[[3.0, 0.0]], [[0.0, -3.0]]]])
+    assert torch.allclose(head.get_cam(x), torch.tensor([[[[3.0, 3.0]]]]))
+    # feature GMP: max per channel = (3, 0) -> 3; score GMP: max(3, 3) = 3
+    x2 = torch.tensor([[[[3.0, 0.0]], [[0.0, 2.0]]]])  # scores 3, -2
+    assert head(x2).item() == 3.0 - 2.0  # classifier((3, 2)) mixes tokens
+    head.pool_scores = True
+    assert head(x2).item() == 3.0  # the best token's score
+    head.pool, head.pool_scores = 'gap', False
+    gap_feat = head(x2).item()
+    head.pool_scores = True
+    assert gap_feat == head(x2).item() == 0.5  # linear: both orders agree
+    topk = MODELS.build(dict(type='CAMHead', in_channels=2, num_classes=1,
+                             pool='topk', topk_ratio=0.5))
+    topk.classifier.weight.data = head.classifier.weight.data
+    x3 = torch.tensor([[[[3.0, 1.0, 0.0, 2.0]], [[0.0] * 4]]])
+    assert topk(x3).item() == (3.0 + 2.0) / 2

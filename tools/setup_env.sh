@@ -37,9 +37,8 @@ fi
 VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install --disable-pip-version-check)
 
-# setuptools<70: mmcv 2.1.0's setup.py imports pkg_resources.
 step "build tools"
-"${PIP[@]}" -q "setuptools<70" wheel || fail "could not install setuptools/wheel"
+"${PIP[@]}" -q wheel || fail "could not install wheel"
 
 if "$VPY" -c 'import torch' 2>/dev/null; then
   step "torch already present: $("$VPY" -c 'import torch; print(torch.__version__)') (left untouched)"
@@ -51,16 +50,25 @@ fi
 if "$VPY" -c 'import mmcv, mmcv.ops' 2>/dev/null; then
   step "mmcv with ops already present: $("$VPY" -c 'import mmcv; print(mmcv.__version__)')"
 else
-  FIND=()
-  if compgen -G "$WHEELS/mmcv-*.whl" >/dev/null; then
-    FIND=(--find-links "$WHEELS")
-    step "installing mmcv 2.1.0 (prebuilt wheel from $WHEELS when it matches this torch/Python)"
+  PYTAG="cp$("$VPY" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
+  TORCH_V="$("$VPY" -c 'import torch; print(torch.__version__)')"
+  # the shared wheel was built against torch 2.13.0+cpu (its ops are ABI-bound)
+  if [[ "$TORCH_V" == 2.13.0* ]] && compgen -G "$WHEELS/mmcv-2.1.0-$PYTAG-*.whl" >/dev/null; then
+    step "installing mmcv 2.1.0 from the prebuilt wheel in $WHEELS"
+    "${PIP[@]}" --find-links "$WHEELS" "mmcv==2.1.0" \
+      || fail "the prebuilt mmcv wheel in $WHEELS did not install"
   else
-    step "installing mmcv 2.1.0 from source with ops (about 13 minutes on 2 cores; pip caches the wheel)"
+    step "building mmcv 2.1.0 from source with ops (about 13 minutes on 2 cores; pip caches the wheel)"
+    # the build imports pkg_resources (setuptools<70) and torch (hence no
+    # build isolation); torch itself wants a newer setuptools, restored after
+    SETUPTOOLS_NOW="$("$VPY" -c 'import setuptools; print(setuptools.__version__)')"
+    "${PIP[@]}" -q "setuptools<70" || fail "could not install setuptools<70"
+    MMCV_WITH_OPS=1 FORCE_CUDA="${FORCE_CUDA:-0}" MAX_JOBS="${MAX_JOBS:-2}" \
+      "${PIP[@]}" --no-build-isolation "mmcv==2.1.0" \
+      || fail "mmcv 2.1.0 did not build; see the pip output above (it needs gcc and the Python headers)"
+    "${PIP[@]}" -q "setuptools==$SETUPTOOLS_NOW" \
+      || fail "could not restore setuptools $SETUPTOOLS_NOW"
   fi
-  MMCV_WITH_OPS=1 FORCE_CUDA="${FORCE_CUDA:-0}" MAX_JOBS="${MAX_JOBS:-2}" \
-    "${PIP[@]}" --no-build-isolation "${FIND[@]}" "mmcv==2.1.0" \
-    || fail "mmcv 2.1.0 did not install; see the pip output above (it needs gcc and the Python headers)"
   "$VPY" -c 'import mmcv.ops' || fail "mmcv installed without its compiled ops; remove it and rerun"
 fi
 

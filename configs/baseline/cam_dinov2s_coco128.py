@@ -8,22 +8,20 @@ _base_ = [
     '../_base_/models/cam_dinov2-s14.py',
     '../_base_/datasets/coco128_wsss.py', '../_base_/default_runtime.py'
 ]
-max_iters = 600
-train_dataloader = dict(batch_size=2)
-# CPU budget: single-scale (+flip) CAM pseudo-labels instead of the papers'
-# (1.0, 0.5, 1.5), which would triple the cost of every iteration
-model = dict(train_cfg=dict(warmup_iters=300, cam_scales=(1.0, )))
+max_iters = 300
+# CPU budget: 97 labelled photos need many samples per step for the linear
+# classifier (an offline probe fits them at batch 32, lr 1e-2, not at batch
+# 2-4); a trainable ViT-S at that batch is far too slow on 2 cores. So:
+# frozen DINOv2 (heads and decoder train), batch 16, lr 1e-2, single-scale
+# (+flip) CAM pseudo-labels. Unfreeze (frozen_stages=-1) on a GPU.
+train_dataloader = dict(batch_size=16)
+model = dict(
+    backbone=dict(frozen_stages=12),
+    train_cfg=dict(warmup_iters=200, cam_scales=(1.0, )))
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(
-        custom_keys={
-            # 97 photos: the classifiers need a faster start than the
-            # papers' x10 to learn the rare classes within 300 iterations
-            'cam_head': dict(lr_mult=20.0),
-            'decode_head': dict(lr_mult=10.0),
-        }))
+        type='AdamW', lr=1e-2, betas=(0.9, 0.999), weight_decay=0.01))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(
@@ -35,14 +33,14 @@ param_scheduler = [
         end=max_iters),
 ]
 train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=150)
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=100)
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=150, max_keep_ckpts=1),
+        type='CheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 randomness = dict(seed=0)

@@ -208,6 +208,9 @@ class WSSSViT(BaseModule):
         aux_layer (int): Block whose (un-normalised) tokens are the aux
             output (CoSA/ToCo use -3 = block 9 of 12).
         freeze_pos_embed (bool): Do not train ``pos_embed`` (CoSA/ToCo).
+        frozen_stages (int): Freeze the patch/position embeddings and the
+            first ``frozen_stages`` blocks (all of them: the final norm too);
+            -1 (default) trains everything.
         pretrained (str, optional): timm-layout checkpoint loaded strictly
             by :meth:`init_weights`.
     """
@@ -228,6 +231,7 @@ class WSSSViT(BaseModule):
                  final_norm: bool = True,
                  aux_layer: int = -3,
                  freeze_pos_embed: bool = False,
+                 frozen_stages: int = -1,
                  pretrained: Optional[str] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -253,6 +257,26 @@ class WSSSViT(BaseModule):
             for i in range(num_layers)
         ])
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.frozen_stages = frozen_stages
+        self._freeze()
+
+    def _freeze(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed, *self.blocks[:self.frozen_stages]]
+        if self.frozen_stages >= self.num_layers:
+            frozen.append(self.norm)
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+        self.cls_token.requires_grad = False
+        self.pos_embed.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze()  # frozen parts stay in eval mode (no drop path)
+        return self
 
     def _layer_index(self, i: int) -> int:
         j = i + self.num_layers if i < 0 else i

@@ -30,15 +30,22 @@ def global_pool(x: Tensor, mode: str = 'gmp', topk_ratio: float = 0.1
 class CAMHead(BaseModule):
     """Image classifier whose per-token application is the CAM (§1.2).
 
-    ``classifier = Conv2d(C, K, 1, bias=False)``. The image logits are the
-    classifier applied to the pooled tokens; the CAM is the classifier applied
-    to every token (raw, no ReLU). For ``gmp``/``gap`` this is the same as
-    pooling the CAM, since the classifier is linear.
+    ``classifier = Conv2d(C, K, 1, bias=False)``; the CAM is the classifier
+    applied to every token (raw, no ReLU). The image logits pool either the
+    features before the classifier (``pool_scores=False``, ToCo/CoSA's
+    ``classifier(GMP(tokens))``) or the per-token class scores, i.e. the CAM
+    (``pool_scores=True``). The two agree for ``'gap'`` (the classifier is
+    linear) but not for ``'gmp'``: a per-channel feature maximum mixes
+    channels of different tokens. Backbones with a few high-norm outlier
+    channels (DINOv2) make feature-GMP nearly image-independent; pool the
+    scores there. ``'topk'`` always pools the scores.
 
     Args:
         in_channels (int): Token dimension C.
         num_classes (int): Number of foreground classes K.
         pool (str): ``'gmp'`` (default), ``'gap'`` or ``'topk'``.
+        pool_scores (bool): Pool the CAM instead of the features. Defaults
+            to False.
         topk_ratio (float): Fraction of tokens averaged by ``'topk'``.
         loss_cls (dict): Image-level loss. Defaults to multi-label soft
             margin.
@@ -48,6 +55,7 @@ class CAMHead(BaseModule):
                  in_channels: int,
                  num_classes: int,
                  pool: str = 'gmp',
+                 pool_scores: bool = False,
                  topk_ratio: float = 0.1,
                  loss_cls: dict = dict(type='MultiLabelSoftMarginLoss'),
                  init_cfg=None):
@@ -55,14 +63,15 @@ class CAMHead(BaseModule):
         global_pool(torch.zeros(1, 1, 1, 1), pool, topk_ratio)  # validate
         self.num_classes = num_classes
         self.pool = pool
+        self.pool_scores = pool_scores or pool == 'topk'
         self.topk_ratio = topk_ratio
         self.classifier = nn.Conv2d(in_channels, num_classes, 1, bias=False)
         self.loss_cls = MODELS.build(loss_cls)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, h, w) tokens -> (B, K) image logits."""
-        if self.pool == 'topk':  # pool the per-token scores
-            return global_pool(self.get_cam(x), 'topk', self.topk_ratio)
+        if self.pool_scores:
+            return global_pool(self.get_cam(x), self.pool, self.topk_ratio)
         pooled = global_pool(x, self.pool)[:, :, None, None]
         return self.classifier(pooled).flatten(1)
 
