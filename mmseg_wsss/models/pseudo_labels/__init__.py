@@ -1,4 +1,6 @@
 """Pure tensor functions that turn network outputs into pseudo-labels."""
+from .cosa import raw_weights, seg_pseudo_label
+from .dynamic_threshold import DynamicThreshold, fit_gmm_1d, gmm_thresholds
 from .cam import (cam_to_label, cam_to_label_with_bg_threshold,
                   mask_cam_by_labels, multi_scale_flip, normalize_cam,
                   resize_to_multiple)
@@ -6,5 +8,6 @@ from .cam import (cam_to_label, cam_to_label_with_bg_threshold,
 __all__ = [
     'normalize_cam', 'mask_cam_by_labels', 'cam_to_label',
     'cam_to_label_with_bg_threshold', 'multi_scale_flip',
-    'resize_to_multiple'
+    'resize_to_multiple', 'raw_weights', 'seg_pseudo_label',
+    'DynamicThreshold', 'fit_gmm_1d', 'gmm_thresholds'
 ]
