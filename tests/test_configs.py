@@ -17,7 +17,9 @@ def test_configs_found():
     names = {osp.relpath(p, osp.join(REPO, 'configs')) for p in CONFIGS}
     assert {'baseline/cam_vitb_voc.py', 'baseline/cam_vitb_coco.py',
             'baseline/cam_tiny_toy.py',
-            'baseline/cam_dinov2s_coco128.py'} <= names
+            'baseline/cam_dinov2s_coco128.py', 'cosa/cosa_vitb_voc.py',
+            'cosa/cosa_vitb_coco.py', 'cosa/cosa_tiny_toy.py',
+            'cosa/cosa_dinov2s_coco128.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS,

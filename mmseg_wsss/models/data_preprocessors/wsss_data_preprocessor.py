@@ -16,7 +16,8 @@ class WSSSDataPreprocessor(SegDataPreProcessor):
     view, as in stock mmseg) or a dict of such lists (several pixel-aligned
     views, e.g. ``{'weak': [...], 'strong': [...]}`` from
     :class:`PackWSSSInputs`). The output has the same structure with stacked
-    (B, 3, H, W) tensors. In training every view, ``gt_sem_seg`` (with
+    (B, 3, H, W) tensors (a list of per-sample view dicts is accepted too).
+    In training every view, ``gt_sem_seg`` (with
     ``seg_pad_val``) and ``valid_mask`` (with 0) get the same bottom/right
     padding to ``size`` or a multiple of ``size_divisor``.
 
@@ -27,6 +28,9 @@ class WSSSDataPreprocessor(SegDataPreProcessor):
         data = self.cast_data(data)
         inputs = data['inputs']
         data_samples = data.get('data_samples', None)
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(
+                inputs[0], dict):  # list of per-sample view dicts
+            inputs = {k: [view[k] for view in inputs] for k in inputs[0]}
         views = inputs if isinstance(inputs, dict) else {None: inputs}
         views = {k: self._normalize(v) for k, v in views.items()}
 

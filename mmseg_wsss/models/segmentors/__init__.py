@@ -1,4 +1,5 @@
 from .base import WSSSBaseSegmentor
 from .cam_segmentor import CAMSegmentor
+from .cosa import CoSA
 
-__all__ = ['WSSSBaseSegmentor', 'CAMSegmentor']
+__all__ = ['WSSSBaseSegmentor', 'CAMSegmentor', 'CoSA']

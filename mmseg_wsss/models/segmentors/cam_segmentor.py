@@ -8,7 +8,7 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
-from ..pseudo_labels import cam_to_label, normalize_cam
+from ..pseudo_labels import cam_to_label, multi_scale_flip, normalize_cam
 from .base import WSSSBaseSegmentor
 
 
@@ -79,24 +79,48 @@ class CAMSegmentor(WSSSBaseSegmentor):
 
     # ------------------------------------------------------------------ #
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
-        """One forward: token-resolution ``cam`` (and ``aux_cam``, ``seg``)."""
-        feats = self.backbone.forward_wsss(inputs)
-        maps = dict(cam=self.cam_head.get_cam(feats['tokens']))
-        if self.decode_head is not None:
-            maps['seg'] = self.decode_head(feats['outs'])
+        """One forward: token-resolution ``cam`` (and ``seg``)."""
+        return self.forward_net(self, inputs)
+
+    @staticmethod
+    def forward_net(net, inputs: Tensor,
+                    with_aux: bool = False) -> Dict[str, Tensor]:
+        """Token-resolution maps of a network made of ``net.backbone``,
+        ``net.cam_head``, ``net.decode_head`` (may be None) and, with
+        ``with_aux``, ``net.aux_cam_head``: ``cam`` (B, K, h, w) raw CAM,
+        ``aux_cam`` and ``seg`` (B, K+1, h, w) logits."""
+        feats = net.backbone.forward_wsss(inputs)
+        maps = dict(cam=net.cam_head.get_cam(feats['tokens']))
+        if with_aux:
+            maps['aux_cam'] = net.aux_cam_head.get_cam(feats['aux_tokens'])
+        if net.decode_head is not None:
+            maps['seg'] = net.decode_head(feats['outs'])
         return maps
 
     @torch.no_grad()
-    def multi_scale_cam(self, inputs: Tensor) -> Tensor:
-        """Normalised multi-scale+flip CAM (B, K, H, W) of the current
-        network, for pseudo-labels (no grad; bf16 autocast on CUDA)."""
+    def no_grad_multi_scale(self, fn, inputs: Tensor) -> Dict[str, Tensor]:
+        """``fn`` over ``train_cfg.cam_scales`` (+ flips), no grad, bf16
+        autocast on CUDA; CAM pairs merged with ReLU(max), logits summed."""
         cfg = self.train_cfg
         with torch.autocast(
                 device_type=inputs.device.type,
                 dtype=torch.bfloat16,
                 enabled=bool(cfg['autocast']) and inputs.is_cuda):
-            maps = self._aggregate(inputs, cfg['cam_scales'], cfg['cam_flip'])
-        return normalize_cam(maps['cam'].float())
+            return multi_scale_flip(
+                fn,
+                inputs,
+                scales=cfg['cam_scales'],
+                flip=cfg['cam_flip'],
+                multiple=self.patch_size,
+                pair_reduce=dict(cam='max_relu', aux_cam='max_relu'))
+
+    def multi_scale_cam(self, inputs: Tensor) -> Tensor:
+        """Normalised multi-scale+flip CAM (B, K, H, W) of the current
+        network, for pseudo-labels (no grad; bf16 autocast on CUDA)."""
+        maps = self.no_grad_multi_scale(
+            lambda x: dict(cam=self.cam_head.get_cam(
+                self.backbone.forward_wsss(x)['tokens'])), inputs)
+        return normalize_cam(maps['cam'])
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """One training iteration, step by step.

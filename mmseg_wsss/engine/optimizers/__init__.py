@@ -1,0 +1,3 @@
+from .trainable_only_constructor import TrainableOnlyOptimWrapperConstructor
+
+__all__ = ['TrainableOnlyOptimWrapperConstructor']
