@@ -137,3 +137,78 @@ def test_dist_train_two_cpu_processes(tmp_path, toy_root):
     assert 'Distributed launcher: pytorch' in out or 'world_size: 2' in out \
         or 'World size: 2' in out
     assert osp.isfile(osp.join(work, 'iter_4.pth'))
+
+
+DUMP_HOOK = '''
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class DumpRankStateHook(Hook):
+    def after_train(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) \\
+            else runner.model
+        torch.save(
+            dict(an=model.assignment_net.state_dict(),
+                 on=model.backbone.state_dict(),
+                 low=float(model.dynamic_threshold.low),
+                 high=float(model.dynamic_threshold.high),
+                 updates=int(model.an_updates)),
+            f'{runner.work_dir}/rank{get_rank()}.pth')
+'''
+
+
+def test_cosa_two_cpu_processes_keep_an_and_thresholds_identical(
+        tmp_path, toy_root):
+    """tools/dist_train.sh with CoSA past the warm-up: DDP keeps ON in sync,
+    the EMA hook keeps AN in sync, the thresholds are rank-averaged."""
+    (tmp_path / 'wsss_dump_hook.py').write_text(DUMP_HOOK)
+    base = write_cfg(tmp_path, toy_root, max_iters=6, warmup=2,
+                     name='base.py')
+    cfg = tmp_path / 'cosa.py'
+    # the CoSA deltas of configs/cosa/cosa_tiny_toy.py on the small test base
+    cfg.write_text(f'''
+_base_ = [{base!r}]
+custom_imports = dict(imports=['mmseg_wsss', 'wsss_dump_hook'],
+                      allow_failed_imports=False)
+model = dict(type='CoSA', momentum=0.9,
+             dynamic_threshold=dict(queue_size=5000),
+             loss_s2c=dict(type='SegToCAMLoss', loss_weight=0.05),
+             loss_csc=dict(type='ContrastiveSeparationLoss',
+                           loss_weight=0.1))
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomRescale', ratio_range=(0.5, 2.0)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomCropPad', crop_size=(128, 128)),
+    dict(type='StrongPhotometricView'),
+    dict(type='PackWSSSInputs')]))
+custom_hooks = [dict(type='AssignmentNetEMAHook'),
+                dict(type='DumpRankStateHook')]
+optim_wrapper = dict(constructor='TrainableOnlyOptimWrapperConstructor')
+''')
+    work = str(tmp_path / 'dist')
+    env = dict(ENV, PYTHON=sys.executable, PORT='29523',
+               PYTHONPATH=f'{tmp_path}:{REPO}')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir', work],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert 'loss_c2s' in out and 'tau_low' in out  # past the warm-up
+    r0 = torch.load(osp.join(work, 'rank0.pth'), weights_only=False)
+    r1 = torch.load(osp.join(work, 'rank1.pth'), weights_only=False)
+    assert r0['updates'] == r1['updates'] == 6
+    assert r0['low'] == r1['low'] and r0['high'] == r1['high']
+    assert (r0['low'], r0['high']) != (0.25, 0.7)  # the thresholds moved
+    for k, v in r0['an'].items():
+        assert torch.equal(v, r1['an'][k]), k
+    for k, v in r0['on'].items():
+        assert torch.equal(v, r1['on'][k]), k
+    # and AN really is an EMA, not a copy of ON
+    assert not torch.equal(r0['an']['backbone.cls_token'],
+                           r0['on']['cls_token'])
