@@ -1,7 +1,9 @@
 import copy
 import os
 import os.path as osp
+import random
 
+import numpy as np
 import pytest
 import torch
 from mmengine.logging import MessageHub
@@ -42,7 +44,11 @@ def toy_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def reset_iter():
-    """Tests that call model.loss() directly start at iteration 0."""
+    """Every test starts seeded (transforms use Python's random) and, for
+    tests that call model.loss() directly, at iteration 0."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
     hub = MessageHub.get_current_instance()
     hub.update_info('iter', 0)
     yield
