@@ -169,8 +169,10 @@ class CoSA(CAMSegmentor):
         grid = feats['grid']
 
         # 3. dynamic threshold from the CAM maxima on the token grid
+        #    (tokens that are mostly image, not crop padding)
         cam_max = F.adaptive_avg_pool2d(cam, grid).max(dim=1)[0]
-        low, high = self.dynamic_threshold.update(cam_max)
+        on_image = F.adaptive_avg_pool2d(valid[:, None].float(), grid)[:, 0]
+        low, high = self.dynamic_threshold.update(cam_max[on_image > 0.5])
 
         # 2. CAM pseudo-labels; 4. RAW labels and weights
         if self.raw['enabled']:
