@@ -47,9 +47,12 @@ class WSSSBaseSegmentor(BaseSegmentor):
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
         return self.forward_maps(inputs)
 
-    def _aggregate(self, inputs: Tensor, scales, flip) -> Dict[str, Tensor]:
+    def _aggregate(self, inputs: Tensor, scales, flip,
+                   fn=None) -> Dict[str, Tensor]:
+        """``fn`` (default :meth:`forward_maps`) over scales and flips; CAM
+        pairs merged with ReLU(max), logits summed."""
         return multi_scale_flip(
-            self.forward_maps,
+            fn or self.forward_maps,
             inputs,
             scales=scales,
             flip=flip,

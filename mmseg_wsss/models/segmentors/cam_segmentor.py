@@ -8,7 +8,7 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
-from ..pseudo_labels import cam_to_label, multi_scale_flip, normalize_cam
+from ..pseudo_labels import cam_to_label, normalize_cam
 from .base import WSSSBaseSegmentor
 
 
@@ -106,13 +106,8 @@ class CAMSegmentor(WSSSBaseSegmentor):
                 device_type=inputs.device.type,
                 dtype=torch.bfloat16,
                 enabled=bool(cfg['autocast']) and inputs.is_cuda):
-            return multi_scale_flip(
-                fn,
-                inputs,
-                scales=cfg['cam_scales'],
-                flip=cfg['cam_flip'],
-                multiple=self.patch_size,
-                pair_reduce=dict(cam='max_relu', aux_cam='max_relu'))
+            return self._aggregate(inputs, cfg['cam_scales'],
+                                   cfg['cam_flip'], fn)
 
     def multi_scale_cam(self, inputs: Tensor) -> Tensor:
         """Normalised multi-scale+flip CAM (B, K, H, W) of the current

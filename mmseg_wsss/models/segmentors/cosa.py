@@ -9,8 +9,9 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
-from ..pseudo_labels import (DynamicThreshold, cam_to_label, normalize_cam,
-                             raw_weights, seg_pseudo_label)
+from ..pseudo_labels import (DynamicThreshold, cam_to_label,
+                             mask_cam_by_labels, normalize_cam, raw_weights,
+                             seg_pseudo_label)
 from .cam_segmentor import CAMSegmentor
 
 ONLINE_MODULES = ('backbone', 'cam_head', 'aux_cam_head', 'decode_head')
@@ -162,9 +163,8 @@ class CoSA(CAMSegmentor):
         # 1. AN on the weak view: multi-scale CAMs and segmentation logits
         an = self.no_grad_multi_scale(
             lambda x: self.forward_net(self.assignment_net, x, True), weak)
-        cam = normalize_cam(an['cam']) * img_labels[:, :, None, None]
-        aux_cam = normalize_cam(an['aux_cam']) * img_labels[:, :, None,
-                                                             None]
+        cam = mask_cam_by_labels(normalize_cam(an['cam']), img_labels)
+        aux_cam = mask_cam_by_labels(normalize_cam(an['aux_cam']), img_labels)
         valid = valid_mask_of(data_samples, weak.shape[-2:], weak.device)
         grid = feats['grid']
 
@@ -192,8 +192,8 @@ class CoSA(CAMSegmentor):
         aux_c2s = sum(self.decode_loss(seg_on, cpl_aux).values())
         losses['loss_c2s'] = 0.5 * main + 0.5 * aux_c2s
 
-        cam_on = self.cam_head.get_cam(feats['tokens'])
         if self.loss_s2c is not None or self.loss_csc is not None:
+            cam_on = self.cam_head.get_cam(feats['tokens'])
             # 6. SPL: sharpened AN segmentation on the token grid
             spl = F.interpolate(
                 seg_pseudo_label(an['seg'], img_labels,
