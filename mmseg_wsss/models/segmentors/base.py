@@ -28,7 +28,10 @@ class WSSSBaseSegmentor(BaseSegmentor):
       metric and pictures.
 
     ``test_cfg`` keys: ``scales`` (default ``(1.0, )``), ``flip`` (False),
-    ``bg_thr`` (0.45; CAM-only models).
+    ``bg_thr`` (0.45; CAM-only models), ``crf`` (None, or the keyword
+    arguments of :class:`mmseg_wsss.evaluation.DenseCRF`: the segmentation
+    probabilities are refined on the input image and ``seg_logits`` then
+    holds the refined probabilities).
     """
 
     patch_size: int = 16
@@ -76,7 +79,37 @@ class WSSSBaseSegmentor(BaseSegmentor):
         out = dict(seg_logits=self._seg_logits(maps))
         if 'cam' in maps:
             out['cams'] = normalize_cam(maps['cam'])
+        if cfg.get('crf'):
+            out['seg_logits'] = self._crf_refine(
+                inputs, out['seg_logits'], scores='seg' not in maps)
         return self.postprocess_maps(out, data_samples)
+
+    def _crf_refine(self, inputs: Tensor, seg_logits: Tensor,
+                    scores: bool) -> Tensor:
+        """DenseCRF on each image of the batch (``test_cfg.crf``).
+
+        ``seg_logits`` are softmax-ed, or, when ``scores`` (CAM-only models:
+        background constant + CAMs), divided by their sum. Returns (B, K+1,
+        H, W) refined probabilities at the input size."""
+        from mmseg_wsss.evaluation.crf import DenseCRF
+        if getattr(self, '_crf', None) is None:
+            self._crf = DenseCRF(**self.test_cfg['crf'])
+        pre = self.data_preprocessor
+        imgs = inputs.detach().float()
+        if getattr(pre, '_enable_normalize', False):
+            imgs = imgs * pre.std.to(imgs) + pre.mean.to(imgs)
+        imgs = imgs.clamp(0, 255).round().byte().permute(0, 2, 3, 1)
+        if scores:
+            probs = seg_logits.clamp(min=0)
+            probs = probs / probs.sum(1, keepdim=True).clamp(min=1e-8)
+        else:
+            probs = seg_logits.float().softmax(dim=1)
+        # the bilateral kernel treats colour channels alike: RGB or BGR
+        # order does not matter
+        return torch.stack([
+            self._crf.refine_tensor(img.cpu().numpy(), p)
+            for img, p in zip(imgs, probs)
+        ])
 
     def postprocess_maps(self, maps: Dict[str, Tensor],
                          data_samples: OptSampleList = None) -> SampleList:

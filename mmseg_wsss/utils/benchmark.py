@@ -1,0 +1,283 @@
+"""Training-step and inference benchmark of a WSSS config (``tools/benchmark.py``).
+
+A WSSS model's training step is measured against a *plain supervised step of
+the same backbone, decode head and batch* built in the same process: an
+mmseg ``EncoderDecoder`` trained with cross-entropy on (random) ground-truth
+masks, i.e. what fully supervised training of the same network would cost.
+Both run on the same synthetic batch (random pixels, random image labels), so
+the ratio isolates what the method adds: extra views, the no-grad
+multi-scale pseudo-label passes, the EMA network, extra losses.
+
+Memory is the rise of CUDA ``max_memory_allocated`` on a GPU; on CPU the rise of the
+process's peak resident set (``VmHWM`` after resetting it through
+``/proc/self/clear_refs``) over the resident set before the model was built,
+so it counts parameters, optimizer state and the step's activations, as the
+CUDA figure does.
+"""
+import copy
+import ctypes
+import gc
+import statistics
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import MessageHub
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+
+# ---------------------------------------------------------------- memory
+def _proc_status_kb(key: str) -> Optional[int]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _release_memory():
+    gc.collect()
+    try:  # hand freed heap pages back to the OS so RSS reflects live data
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class PeakMemory:
+    """Peak memory of a block of code, in MiB (see the module docstring)."""
+
+    def __init__(self, device: torch.device):
+        self.device = torch.device(device)
+        self.kind = 'cuda_max_allocated' if self.device.type == 'cuda' \
+            else 'cpu_peak_rss_increase'
+
+    def __enter__(self):
+        _release_memory()
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            self._base = _proc_status_kb('VmRSS')
+            try:
+                with open('/proc/self/clear_refs', 'w') as f:
+                    f.write('5')  # reset VmHWM to the current RSS
+                self._hwm_ok = True
+            except OSError:
+                self._hwm_ok = False
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            self.peak_mib = (torch.cuda.max_memory_allocated(self.device) -
+                             self._base) / 2**20
+        else:
+            hwm = _proc_status_kb('VmHWM') if self._hwm_ok else None
+            self.peak_mib = None if hwm is None or self._base is None else \
+                (hwm - self._base) / 1024
+        return False
+
+
+# ---------------------------------------------------------------- batches
+def _uses_strong_view(cfg: Config) -> bool:
+    pipeline = cfg.get('train_dataloader', {}).get('dataset', {}).get(
+        'pipeline', [])
+    return any(t.get('type') == 'StrongPhotometricView' for t in pipeline)
+
+
+def make_batch(batch_size: int,
+               crop_size: tuple,
+               num_classes: int,
+               views: Optional[List[str]] = None,
+               seed: int = 0) -> dict:
+    """A dataloader-style batch as ``PackWSSSInputs`` makes it: uint8
+    images (one view, or a dict of pixel-aligned views), image labels with
+    1-3 classes, a full valid mask and a random ground-truth mask (used only
+    by the supervised reference)."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = crop_size
+    inputs, samples = [], []
+    for _ in range(batch_size):
+        img = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+        inputs.append({v: img.clone() for v in views} if views else img)
+        labels = torch.zeros(num_classes)
+        n = int(torch.randint(1, min(3, num_classes) + 1, (1, ), generator=g))
+        present = torch.randperm(num_classes, generator=g)[:n]
+        labels[present] = 1
+        mask = torch.randint(0, num_classes + 1, (1, h, w), generator=g)
+        s = SegDataSample(
+            metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                          flip=False))
+        s.gt_img_labels = labels
+        s.gt_sem_seg = PixelData(data=mask)
+        s.valid_mask = PixelData(data=torch.ones(1, h, w, dtype=torch.uint8))
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def supervised_model_cfg(model_cfg: dict) -> dict:
+    """The fully supervised counterpart of a WSSS model config: mmseg's
+    ``EncoderDecoder`` with the same backbone, data preprocessor and decode
+    head, trained with cross-entropy."""
+    model_cfg = copy.deepcopy(model_cfg)
+    if model_cfg.get('decode_head') is None:
+        raise ValueError('the config has no decode_head; a supervised '
+                         'reference needs one')
+    head = copy.deepcopy(model_cfg['decode_head'])
+    head['loss_decode'] = dict(
+        type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=model_cfg.get('data_preprocessor'),
+        backbone=model_cfg['backbone'],
+        decode_head=head,
+        train_cfg=ConfigDict(),
+        test_cfg=ConfigDict(mode='whole'))
+
+
+# ---------------------------------------------------------------- timing
+def _sync(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _time_steps(step: Callable[[], None], device: torch.device, warmup: int,
+                steps: int) -> Dict[str, float]:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return dict(
+        step_s_mean=statistics.fmean(times),
+        step_s_median=statistics.median(times),
+        step_s_min=min(times))
+
+
+def _bench_training(model_cfg: dict, optim_cfg: dict, batch: dict,
+                    device: torch.device, warmup: int, steps: int,
+                    after_warmup_iter: int) -> Dict[str, float]:
+    _release_memory()
+    # memory of this phase = model + optimizer state + step activations
+    with PeakMemory(device) as total:
+        model = MODELS.build(copy.deepcopy(model_cfg))
+        model.init_weights()
+        model.to(device).train()
+        optim_wrapper = build_optim_wrapper(model, copy.deepcopy(optim_cfg))
+        hub = MessageHub.get_current_instance()
+        hub.update_info('iter', after_warmup_iter)  # past any warm-up
+        ema = getattr(model, 'update_assignment_net', None)
+
+        def step():
+            model.train_step(copy.deepcopy(batch), optim_wrapper)
+            if ema is not None:  # what AssignmentNetEMAHook does
+                ema()
+
+        res = _time_steps(step, device, warmup, steps)
+    res['peak_mem_mib'] = total.peak_mib
+    res['memory_kind'] = total.kind
+    res['params_trainable_m'] = sum(
+        p.numel() for p in model.parameters() if p.requires_grad) / 1e6
+    del model, optim_wrapper
+    _release_memory()
+    return res
+
+
+def _bench_inference(model_cfg: dict, batch: dict, device: torch.device,
+                     images: int) -> Dict[str, float]:
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    model.init_weights()
+    model.to(device).eval()
+    one = dict(
+        inputs=batch['inputs'][:1], data_samples=batch['data_samples'][:1])
+    if isinstance(one['inputs'][0], dict):
+        one['inputs'] = [next(iter(one['inputs'][0].values()))]
+    with torch.no_grad():
+        model.test_step(copy.deepcopy(one))  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(images):
+            model.test_step(copy.deepcopy(one))
+        _sync(device)
+    elapsed = time.perf_counter() - t0
+    del model
+    _release_memory()
+    return dict(images_per_s=images / elapsed)
+
+
+def run_benchmark(cfg: Config,
+                  device: str = 'cpu',
+                  batch_size: Optional[int] = None,
+                  crop_size: Optional[tuple] = None,
+                  steps: int = 10,
+                  warmup: int = 3,
+                  infer_images: int = 5,
+                  seed: int = 0) -> dict:
+    """Benchmark ``cfg.model`` against its supervised reference.
+
+    Returns a JSON-serialisable dict with ``wsss`` and ``supervised``
+    (step time, peak memory, inference images/s), and their ``ratio``.
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model_cfg = copy.deepcopy(cfg.model)
+    if batch_size is None:
+        batch_size = cfg.train_dataloader.batch_size
+    if crop_size is None:
+        crop_size = cfg.get('crop_size', None) or \
+            model_cfg['data_preprocessor']['size']
+    crop_size = tuple(int(c) for c in crop_size)
+    num_classes = model_cfg['decode_head']['num_classes'] - 1 \
+        if model_cfg.get('decode_head') else \
+        model_cfg['cam_head']['num_classes']
+    views = ['weak', 'strong'] if _uses_strong_view(cfg) else None
+    batch = make_batch(batch_size, crop_size, num_classes, views, seed)
+    sup_batch = make_batch(batch_size, crop_size, num_classes, None, seed)
+    warmup_iters = int(model_cfg.get('train_cfg', {}).get('warmup_iters', 0))
+
+    result = dict(
+        model=model_cfg['type'],
+        device=str(device),
+        device_name=torch.cuda.get_device_name(device)
+        if device.type == 'cuda' else 'cpu',
+        torch_threads=torch.get_num_threads(),
+        batch_size=batch_size,
+        crop_size=list(crop_size),
+        steps=steps,
+        warmup_steps=warmup,
+        test_cfg=dict(model_cfg.get('test_cfg') or {}))
+    sup_cfg = supervised_model_cfg(model_cfg)
+    # prime: the first step of a process pays one-off costs (kernel and
+    # thread-pool set-up, allocator growth) that belong to neither model
+    _bench_training(sup_cfg, cfg.optim_wrapper, sup_batch, device, 1, 1,
+                    warmup_iters + 1)
+    result['supervised'] = _bench_training(sup_cfg, cfg.optim_wrapper,
+                                           sup_batch, device, warmup, steps,
+                                           warmup_iters + 1)
+    result['wsss'] = _bench_training(model_cfg, cfg.optim_wrapper, batch,
+                                     device, warmup, steps, warmup_iters + 1)
+    if infer_images > 0:
+        result['supervised'].update(
+            _bench_inference(sup_cfg, sup_batch, device, infer_images))
+        result['wsss'].update(
+            _bench_inference(model_cfg, batch, device, infer_images))
+    w, s = result['wsss'], result['supervised']
+    ratio = dict(step_time=w['step_s_median'] / s['step_s_median'])
+    if w['peak_mem_mib'] and s['peak_mem_mib']:
+        ratio['peak_mem'] = w['peak_mem_mib'] / s['peak_mem_mib']
+    result['ratio'] = ratio
+    return result
