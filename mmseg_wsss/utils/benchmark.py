@@ -181,6 +181,8 @@ def _bench_training(model_cfg: dict, optim_cfg: dict, batch: dict,
         hub = MessageHub.get_current_instance()
         hub.update_info('iter', after_warmup_iter)  # past any warm-up
         ema = getattr(model, 'update_assignment_net', None)
+        if ema is not None:  # as if the EMA hook had run before
+            ema()
 
         def step():
             model.train_step(copy.deepcopy(batch), optim_wrapper)

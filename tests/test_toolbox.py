@@ -1,0 +1,237 @@
+"""The WSSS toolbox: DenseCRF, pseudo-label export, benchmark."""
+import json
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmseg.registry import DATASETS, MODELS
+from PIL import Image
+
+from mmseg_wsss.evaluation import DenseCRF, cam_probs
+from mmseg_wsss.utils.benchmark import (make_batch, run_benchmark,
+                                        supervised_model_cfg)
+
+from .conftest import REPO, tiny_cam_model_cfg
+from .test_runner import run, write_cfg
+
+
+# ------------------------------------------------------------------ CRF
+def _two_region_case():
+    """Left half dark, right half bright; the probabilities favour the
+    right class everywhere but a noisy patch of the left half says the
+    wrong class at 0.55."""
+    h, w = 24, 32
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, w // 2:] = 230
+    truth = np.zeros((h, w), np.int64)
+    truth[:, w // 2:] = 1
+    probs = np.where(truth[None] == np.arange(2)[:, None, None], 0.8, 0.2)
+    probs[:, 4:12, 3:10] = np.array([0.45, 0.55])[:, None, None]
+    return img, probs.astype(np.float32), truth
+
+
+def test_crf_fixes_label_noise_inside_a_uniform_region():
+    img, probs, truth = _two_region_case()
+    assert (probs.argmax(0) != truth).sum() == 8 * 7
+    out = DenseCRF(iterations=5)(img, probs)
+    assert out.shape == probs.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out.sum(0), 1, atol=1e-4)
+    np.testing.assert_array_equal(out.argmax(0), truth)
+
+
+def test_crf_rejects_bad_shapes_and_names_the_package_when_missing(
+        monkeypatch):
+    img, probs, _ = _two_region_case()
+    with pytest.raises(ValueError, match=r'\(C, H, W\)'):
+        DenseCRF()(img, probs[:, :10])
+    with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
+        DenseCRF()(img[..., 0], probs)
+    monkeypatch.setitem(sys.modules, 'pydensecrf', None)
+    monkeypatch.setitem(sys.modules, 'pydensecrf.densecrf', None)
+    with pytest.raises(ImportError, match='pip install pydensecrf2'):
+        DenseCRF()
+
+
+def test_cam_probs_by_hand():
+    cams = torch.tensor([[[0.9, 0.1]], [[0.6, 0.0]]])  # K=2, 1x2
+    p = cam_probs(cams, 0.3, torch.tensor([1.0, 0.0]))
+    # pixel 0: (0.3, 0.9, 0) / 1.2 ; pixel 1: (0.3, 0.1, 0) / 0.4
+    torch.testing.assert_close(
+        p[:, 0, 0], torch.tensor([0.25, 0.75, 0.0]))
+    torch.testing.assert_close(
+        p[:, 0, 1], torch.tensor([0.75, 0.25, 0.0]))
+
+
+def test_test_cfg_crf_switch_refines_predictions():
+    cfg = tiny_cam_model_cfg()
+    model = MODELS.build(cfg).eval()
+    img = torch.randint(0, 255, (3, 64, 48), dtype=torch.uint8)
+    from mmseg.structures import SegDataSample
+    sample = SegDataSample(metainfo=dict(ori_shape=(64, 48),
+                                         img_shape=(64, 48)))
+    data = dict(inputs=[img], data_samples=[sample])
+    with torch.no_grad():
+        plain = model.test_step(data)[0].seg_logits.data
+    model.test_cfg['crf'] = dict(iterations=3)
+    sample = SegDataSample(metainfo=dict(ori_shape=(64, 48),
+                                         img_shape=(64, 48)))
+    with torch.no_grad():
+        out = model.test_step(dict(inputs=[img], data_samples=[sample]))[0]
+    refined = out.seg_logits.data
+    assert refined.shape == plain.shape == (5, 64, 48)
+    # refined maps are probabilities; the plain ones are logits
+    torch.testing.assert_close(refined.sum(0), torch.ones(64, 48),
+                               atol=1e-3, rtol=0)
+    assert (refined >= 0).all()
+    assert not torch.allclose(refined, plain.softmax(0), atol=1e-3)
+    torch.testing.assert_close(out.pred_sem_seg.data[0],
+                               refined.argmax(0))
+
+
+# ------------------------------------------------------ pseudo-label export
+@pytest.fixture(scope='module')
+def export_setup(tmp_path_factory, toy_root):
+    tmp = tmp_path_factory.mktemp('export')
+    cfg_path = write_cfg(tmp, toy_root, max_iters=4)
+    cfg = Config.fromfile(cfg_path)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    return cfg_path, ckpt, tmp
+
+
+def _export(cfg_path, ckpt, out, *extra):
+    return run([
+        sys.executable, 'tools/gen_pseudo_labels.py', cfg_path, ckpt, '--out',
+        out, '--limit', '8', '--workers', '1', '--scales', '1.0', *extra
+    ])
+
+
+def _miou_by_hand(pred_dir, gt_dir, ids, n):
+    conf = np.zeros((n, n), np.int64)
+    for i in ids:
+        p = np.array(Image.open(osp.join(pred_dir, i + '.png')))
+        g = np.array(Image.open(osp.join(gt_dir, i + '.png')))
+        for a in range(n):
+            for b in range(n):
+                conf[a, b] += ((g == a) & (p == b)).sum()
+    inter = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - inter
+    return np.nanmean(np.where(union > 0, inter / np.maximum(union, 1),
+                               np.nan)) * 100
+
+
+def test_export_reads_back_in_stock_mmseg_voc_and_reports_miou(
+        export_setup, toy_root):
+    cfg_path, ckpt, tmp = export_setup
+    out = str(tmp / 'pl')
+    log = _export(cfg_path, ckpt, out)
+    ids = open(osp.join(out, 'ImageSets/Segmentation/train.txt')).read(
+    ).split()
+    assert len(ids) == 8
+    summary = json.load(open(osp.join(out, 'summary.json')))
+    expect = _miou_by_hand(
+        osp.join(out, 'SegmentationClass'),
+        osp.join(toy_root, 'SegmentationClass'), ids, 5)
+    assert summary['mIoU'] == pytest.approx(expect, abs=0.01)
+    assert f"{summary['mIoU']:.2f}" in log
+    # palette PNGs whose values are the class indices ...
+    png = Image.open(osp.join(out, 'SegmentationClass', ids[0] + '.png'))
+    assert png.mode == 'P'
+    # ... that mmseg's stock VOC dataset and LoadAnnotations read directly
+    ds = DATASETS.build(
+        dict(
+            type='PascalVOCDataset',
+            data_root=out,
+            ann_file='ImageSets/Segmentation/train.txt',
+            data_prefix=dict(
+                img_path='JPEGImages', seg_map_path='SegmentationClass'),
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations'),
+                dict(type='PackSegInputs')
+            ]))
+    assert len(ds) == 8
+    item = ds[0]
+    mask = item['data_samples'].gt_sem_seg.data[0].numpy()
+    np.testing.assert_array_equal(mask, np.array(png))
+    assert item['inputs'].shape[-2:] == mask.shape
+    assert mask.max() <= 4
+
+
+def test_export_resumes_without_redoing_finished_files(export_setup):
+    cfg_path, ckpt, tmp = export_setup
+    out = str(tmp / 'pl_resume')
+    _export(cfg_path, ckpt, out)
+    seg = osp.join(out, 'SegmentationClass')
+    files = sorted(os.listdir(seg))
+    first = json.load(open(osp.join(out, 'summary.json')))['mIoU']
+    # an interrupted run: two files missing, one half-written temp file
+    for f in files[:2]:
+        os.remove(osp.join(seg, f))
+    open(osp.join(seg, files[0] + '.tmp.png'), 'wb').write(b'\x89PNG')
+    stamps = {f: os.stat(osp.join(seg, f)).st_mtime_ns for f in files[2:]}
+    log = _export(cfg_path, ckpt, out)
+    assert '6 already exported (kept), 2 to do' in log
+    assert {f: os.stat(osp.join(seg, f)).st_mtime_ns
+            for f in files[2:]} == stamps
+    assert all(osp.isfile(osp.join(seg, f)) for f in files[:2])
+    assert json.load(open(osp.join(out, 'summary.json')))['mIoU'] == first
+    # resuming with other settings is refused instead of mixing exports
+    with pytest.raises(AssertionError, match='other settings'):
+        _export(cfg_path, ckpt, out, '--crf')
+
+
+def test_export_crf_changes_labels(export_setup):
+    cfg_path, ckpt, tmp = export_setup
+    plain, crf = str(tmp / 'pl_plain'), str(tmp / 'pl_crf')
+    _export(cfg_path, ckpt, plain)
+    _export(cfg_path, ckpt, crf, '--crf')
+    s = json.load(open(osp.join(crf, 'summary.json')))
+    assert s['crf'] == {}
+    name = sorted(os.listdir(osp.join(plain, 'SegmentationClass')))[0]
+    a = np.array(Image.open(osp.join(plain, 'SegmentationClass', name)))
+    b = np.array(Image.open(osp.join(crf, 'SegmentationClass', name)))
+    assert a.shape == b.shape and (a != b).any()
+
+
+# ------------------------------------------------------------ benchmark
+def test_benchmark_reports_both_models_and_their_ratio():
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'cosa', 'cosa_tiny_toy.py'))
+    cfg.model.backbone.update(num_layers=2, embed_dims=32, num_heads=2)
+    for head in ('cam_head', 'aux_cam_head'):
+        cfg.model[head].in_channels = 32
+    cfg.model.decode_head.update(in_channels=32, channels=16)
+    res = run_benchmark(cfg, batch_size=2, crop_size=(64, 64), steps=2,
+                        warmup=1, infer_images=1)
+    assert res['model'] == 'CoSA' and res['batch_size'] == 2
+    for k in ('wsss', 'supervised'):
+        assert res[k]['step_s_median'] > 0
+        assert res[k]['images_per_s'] > 0
+        assert res[k]['memory_kind'] == 'cpu_peak_rss_increase'
+    assert res['ratio']['step_time'] == pytest.approx(
+        res['wsss']['step_s_median'] / res['supervised']['step_s_median'])
+    json.dumps(res)  # JSON-serialisable
+
+
+def test_benchmark_batch_and_supervised_reference():
+    b = make_batch(3, (16, 24), 4, views=['weak', 'strong'])
+    assert len(b['inputs']) == 3
+    assert torch.equal(b['inputs'][0]['weak'], b['inputs'][0]['strong'])
+    for s in b['data_samples']:
+        assert 1 <= s.gt_img_labels.sum() <= 3
+        assert s.gt_sem_seg.data.shape == (1, 16, 24)
+    sup = supervised_model_cfg(tiny_cam_model_cfg())
+    assert sup['type'] == 'EncoderDecoder'
+    assert sup['decode_head']['loss_decode']['type'] == 'CrossEntropyLoss'
+    model = MODELS.build(sup)
+    assert isinstance(model.backbone, MODELS.get('WSSSViT'))
+    with pytest.raises(ValueError, match='decode_head'):
+        supervised_model_cfg(tiny_cam_model_cfg(decode_head=False))
