@@ -235,3 +235,75 @@ def test_benchmark_batch_and_supervised_reference():
     assert isinstance(model.backbone, MODELS.get('WSSSViT'))
     with pytest.raises(ValueError, match='decode_head'):
         supervised_model_cfg(tiny_cam_model_cfg(decode_head=False))
+
+
+# ------------------------------------------------------ visualization hook
+def test_cam_visualization_hook_writes_pictures_every_n_iters(
+        tmp_path, toy_root):
+    from types import SimpleNamespace
+
+    from mmseg.visualization import SegLocalVisualizer
+
+    from mmseg_wsss.engine import CAMVisualizationHook
+    model = MODELS.build(tiny_cam_model_cfg()).train()
+    ds = DATASETS.build(
+        dict(
+            type='WSSSToyDataset',
+            data_root=toy_root,
+            ann_file='ImageSets/Segmentation/val.txt',
+            data_prefix=dict(
+                img_path='JPEGImages', seg_map_path='SegmentationClass'),
+            test_mode=True,
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadWSSSAnnotations'),
+                dict(type='PackWSSSInputs')
+            ]))
+    vis = SegLocalVisualizer.get_instance(
+        'test_cam_hook', vis_backends=[dict(type='LocalVisBackend')],
+        save_dir=str(tmp_path))
+    runner = SimpleNamespace(
+        model=model, visualizer=vis, iter=0, max_iters=10, rank=0,
+        val_dataloader=SimpleNamespace(dataset=ds))
+    hook = CAMVisualizationHook(interval=3, indices=[0, 2])
+    written = lambda: sorted(os.listdir(tmp_path / 'vis_data' / 'vis_image')) \
+        if (tmp_path / 'vis_data' / 'vis_image').exists() else []  # noqa: E731
+    for it in range(10):
+        runner.iter = it
+        hook.after_train_iter(runner, it)
+    # every 3rd iteration (3, 6, 9) and the last one (10)
+    assert written() == ['cam_panels_10.png', 'cam_panels_3.png',
+                         'cam_panels_6.png', 'cam_panels_9.png']
+    assert model.training, 'the hook restores training mode'
+    pic = np.array(Image.open(tmp_path / 'vis_data' / 'vis_image' / 'cam_panels_3.png'))
+    single = hook.draw(runner, 0)
+    assert pic.shape == single.shape
+    # two rows, each at least one 18-px title bar + image high
+    assert pic.shape[0] >= 2 * (18 + 96)
+    with pytest.raises(IndexError, match='out of range'):
+        CAMVisualizationHook(indices=[99])._get_dataset(runner)
+
+
+def test_slurm_scripts_call_srun_like_mmseg(tmp_path):
+    import subprocess
+    stub = tmp_path / 'srun'
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    stub.chmod(0o755)
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS='8',
+               GPUS_PER_NODE='4')
+    out = subprocess.run(
+        ['bash', 'tools/slurm_train.sh', 'part', 'job', 'cfg.py',
+         '--work-dir', 'w'], cwd=REPO, env=env, capture_output=True,
+        text=True, check=True).stdout.split('\n')
+    assert out[:6] == ['-p', 'part', '--job-name=job', '--gres=gpu:4',
+                       '--ntasks=8', '--ntasks-per-node=4']
+    i = out.index('cfg.py')
+    assert out[i - 1].endswith('tools/train.py')
+    assert out[i + 1:i + 5] == ['--launcher', 'slurm', '--work-dir', 'w']
+    out = subprocess.run(
+        ['bash', 'tools/slurm_test.sh', 'part', 'job', 'cfg.py', 'c.pth',
+         '--out', 'o'], cwd=REPO, env=env, capture_output=True, text=True,
+        check=True).stdout.split('\n')
+    i = out.index('cfg.py')
+    assert out[i - 1].endswith('tools/test.py')
+    assert out[i + 1:i + 6] == ['c.pth', '--launcher', 'slurm', '--out', 'o']

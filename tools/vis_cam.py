@@ -12,9 +12,7 @@ import os
 import os.path as osp
 
 import cv2
-import mmcv
 import mmengine
-import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
@@ -23,8 +21,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import DATASETS, MODELS
 
 import mmseg_wsss  # noqa: F401
-from mmseg_wsss.models.pseudo_labels import cam_to_label
-from mmseg_wsss.visualization import draw_cam_panel
+from mmseg_wsss.visualization import predict_panel, stack_panels
 
 
 def parse_args():
@@ -75,30 +72,13 @@ def main():
         indices = list(range(min(args.num, len(dataset))))
 
     os.makedirs(args.out, exist_ok=True)
-    thr = model.train_cfg
     rows = []
     for idx in mmengine.track_iter_progress(indices):
-        batch = pseudo_collate([dataset[idx]])
-        with torch.no_grad():
-            out = model.test_step(batch)[0]
-        img = mmcv.imread(out.img_path, channel_order='rgb')
-        cams = out.cams.data.float()
-        labels = out.gt_img_labels.to(cams.device)
-        pseudo = cam_to_label(cams[None], labels[None], thr['low_thr'],
-                              thr['high_thr'])[0]
-        gt = out.gt_sem_seg.data[0].cpu().numpy() \
-            if 'gt_sem_seg' in out else None
-        panel = draw_cam_panel(
-            img, cams.cpu().numpy(), labels.cpu().numpy(), meta['classes'],
-            meta['palette'], pseudo.cpu().numpy(),
-            out.pred_sem_seg.data[0].cpu().numpy(), gt)
+        panel = predict_panel(model, pseudo_collate([dataset[idx]]),
+                              meta['classes'], meta['palette'])
         cv2.imwrite(osp.join(args.out, f'{ids[idx]}.png'), panel[..., ::-1])
         rows.append(panel)
-    width = max(r.shape[1] for r in rows)
-    summary = np.concatenate([
-        np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)),
-               constant_values=255) for r in rows
-    ])
+    summary = stack_panels(rows)
     cv2.imwrite(osp.join(args.out, 'summary.png'), summary[..., ::-1])
     print(f'\nwrote {len(rows)} pictures and summary.png to {args.out}')
 

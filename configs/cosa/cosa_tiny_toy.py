@@ -25,5 +25,8 @@ train_pipeline = [
     dict(type='PackWSSSInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-custom_hooks = [dict(type='AssignmentNetEMAHook')]
+custom_hooks = [
+    dict(type='AssignmentNetEMAHook'),
+    dict(type='CAMVisualizationHook', interval=300)
+]
 optim_wrapper = dict(constructor='TrainableOnlyOptimWrapperConstructor')

@@ -1,3 +1,7 @@
-from .cam_panel import colorize_mask, draw_cam_panel, overlay_heatmap
+from .cam_panel import (colorize_mask, draw_cam_panel, overlay_heatmap,
+                        predict_panel, stack_panels)
 
-__all__ = ['draw_cam_panel', 'colorize_mask', 'overlay_heatmap']
+__all__ = [
+    'draw_cam_panel', 'colorize_mask', 'overlay_heatmap', 'predict_panel',
+    'stack_panels'
+]

@@ -67,3 +67,37 @@ def draw_cam_panel(img: np.ndarray,
                constant_values=255) for t in tiles
     ]
     return np.concatenate(tiles, axis=1)
+
+
+def predict_panel(model, data: dict, classes: Sequence[str],
+                  palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """Run ``model.test_step`` on one collated sample and draw its panel:
+    image | CAM per present class | two-threshold CAM pseudo-label (the
+    model's ``train_cfg`` thresholds) | prediction | ground truth."""
+    import mmcv
+    import torch
+
+    from mmseg_wsss.models.pseudo_labels import cam_to_label
+    with torch.no_grad():
+        out = model.test_step(data)[0]
+    img = mmcv.imread(out.img_path, channel_order='rgb')
+    cams = out.cams.data.float()
+    labels = out.gt_img_labels.to(cams.device)
+    thr = getattr(model, 'train_cfg', None) or {}
+    pseudo = cam_to_label(cams[None], labels[None],
+                          thr.get('low_thr', 0.25),
+                          thr.get('high_thr', 0.7))[0]
+    gt = out.gt_sem_seg.data[0].cpu().numpy() if 'gt_sem_seg' in out \
+        else None
+    return draw_cam_panel(img, cams.cpu().numpy(), labels.cpu().numpy(),
+                          classes, palette, pseudo.cpu().numpy(),
+                          out.pred_sem_seg.data[0].cpu().numpy(), gt)
+
+
+def stack_panels(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack panel rows of different widths into one picture."""
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([
+        np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)),
+               constant_values=255) for r in rows
+    ])
