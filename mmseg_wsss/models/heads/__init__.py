@@ -1,4 +1,5 @@
 from .cam_head import CAMHead, global_pool
+from .cls_token_head import ClsTokenHead
 from .largefov_head import LargeFOVHead
 
-__all__ = ['CAMHead', 'LargeFOVHead', 'global_pool']
+__all__ = ['CAMHead', 'ClsTokenHead', 'LargeFOVHead', 'global_pool']

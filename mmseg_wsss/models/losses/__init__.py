@@ -1,8 +1,10 @@
+from .acr_loss import ACRLoss, hflip_token_permutation
 from .balanced_ce_loss import BalancedCrossEntropyLoss, balanced_cross_entropy
 from .cosa_losses import ContrastiveSeparationLoss, SegToCAMLoss
 from .multilabel_loss import MultiLabelSoftMarginLoss
 
 __all__ = [
+    'ACRLoss', 'hflip_token_permutation',
     'BalancedCrossEntropyLoss', 'balanced_cross_entropy',
     'MultiLabelSoftMarginLoss', 'SegToCAMLoss', 'ContrastiveSeparationLoss'
 ]

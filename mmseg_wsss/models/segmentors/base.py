@@ -28,13 +28,53 @@ class WSSSBaseSegmentor(BaseSegmentor):
       metric and pictures.
 
     ``test_cfg`` keys: ``scales`` (default ``(1.0, )``), ``flip`` (False),
-    ``bg_thr`` (0.45; CAM-only models), ``crf`` (None, or the keyword
+    ``bg_thr`` (0.45; CAM-only models), ``localizer`` (``'cam'``, or
+    ``'getam'`` for class-token-gradient maps in ``cams``, flip pairs
+    summed; see :class:`CAMSegmentor`), ``crf`` (None, or the keyword
     arguments of :class:`mmseg_wsss.evaluation.DenseCRF`: the segmentation
     probabilities are refined on the input image and ``seg_logits`` then
     holds the refined probabilities).
     """
 
     patch_size: int = 16
+
+    # ------------------------------------------------------------ regularisers
+    def build_regularizers(self, regularizers) -> None:
+        """``regularizers``: loss configs added to the online network's
+        training losses (e.g. ``[dict(type='ACRLoss')]``). A regulariser with
+        ``needs_flip_attn`` makes the online forward return head-averaged
+        attention and adds one forward of the backbone on the horizontally
+        flipped crop; without regularisers neither happens."""
+        from mmseg.registry import MODELS
+        self.regularizers = torch.nn.ModuleList(
+            [MODELS.build(r) for r in (regularizers or [])])
+
+    @property
+    def regularizer_attn(self):
+        """What the online forward's ``with_attn`` must be."""
+        regs = getattr(self, 'regularizers', None) or []
+        return 'mean' if any(
+            getattr(r, 'needs_flip_attn', False) for r in regs) else False
+
+    def regularizer_losses(self, inputs: Tensor, feats: dict) -> dict:
+        """Losses of ``self.regularizers`` for the online forward ``feats``
+        of ``inputs`` (computed with :attr:`regularizer_attn`)."""
+        losses = dict()
+        regs = getattr(self, 'regularizers', None) or []
+        if not regs:
+            return losses
+        flip_attn = None
+        for reg in regs:
+            if getattr(reg, 'needs_flip_attn', False):
+                if flip_attn is None:
+                    flip_attn = self.backbone.forward_wsss(
+                        inputs.flip(-1), with_attn='mean')['attns']
+                losses[reg.loss_name] = reg(feats['attns'], flip_attn,
+                                            feats['grid'])
+            else:
+                raise TypeError(f'{type(reg).__name__} does not say what '
+                                'it needs (needs_flip_attn)')
+        return losses
 
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
         raise NotImplementedError
@@ -50,17 +90,18 @@ class WSSSBaseSegmentor(BaseSegmentor):
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
         return self.forward_maps(inputs)
 
-    def _aggregate(self, inputs: Tensor, scales, flip,
-                   fn=None) -> Dict[str, Tensor]:
+    def _aggregate(self, inputs: Tensor, scales, flip, fn=None,
+                   cam_reduce: str = 'max_relu') -> Dict[str, Tensor]:
         """``fn`` (default :meth:`forward_maps`) over scales and flips; CAM
-        pairs merged with ReLU(max), logits summed."""
+        pairs merged with ``cam_reduce`` (ReLU(max); ``'sum'`` for
+        localisation maps), logits summed."""
         return multi_scale_flip(
             fn or self.forward_maps,
             inputs,
             scales=scales,
             flip=flip,
             multiple=self.patch_size,
-            pair_reduce=dict(cam='max_relu', aux_cam='max_relu'))
+            pair_reduce=dict(cam=cam_reduce, aux_cam='max_relu'))
 
     def _seg_logits(self, maps: Dict[str, Tensor]) -> Tensor:
         if 'seg' in maps:
@@ -74,8 +115,10 @@ class WSSSBaseSegmentor(BaseSegmentor):
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
         cfg = self.test_cfg or {}
-        maps = self._aggregate(inputs, cfg.get('scales', (1.0, )),
-                               cfg.get('flip', False))
+        maps = self._aggregate(
+            inputs, cfg.get('scales', (1.0, )), cfg.get('flip', False),
+            cam_reduce='sum' if cfg.get('localizer') == 'getam' else
+            'max_relu')
         out = dict(seg_logits=self._seg_logits(maps))
         if 'cam' in maps:
             out['cams'] = normalize_cam(maps['cam'])

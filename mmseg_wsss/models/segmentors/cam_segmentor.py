@@ -8,7 +8,8 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
-from ..pseudo_labels import cam_to_label, normalize_cam
+from ..pseudo_labels import (cam_to_label, class_token_gradient_map,
+                             normalize_cam)
 from .base import WSSSBaseSegmentor
 
 
@@ -39,6 +40,14 @@ class CAMSegmentor(WSSSBaseSegmentor):
             ``low_thr`` (0.25), ``high_thr`` (0.7), ``autocast`` (True: the
             no-grad CAM pass runs in bf16 on CUDA).
         test_cfg (dict): See :class:`WSSSBaseSegmentor`.
+        token_head (dict, optional): A :class:`ClsTokenHead` on the class
+            token, trained with the image labels (``loss_cls_token``); with
+            ``test_cfg.localizer='getam'`` (and ``test_cfg.getam``:
+            ``start_block`` -2, ``affinity`` False) the predicted ``cams``
+            are its class-token-gradient maps (ACR / GETAM).
+        regularizers (list[dict], optional): Extra losses on the online
+            forward, e.g. ``[dict(type='ACRLoss')]`` (see
+            :meth:`WSSSBaseSegmentor.build_regularizers`).
     """
 
     def __init__(self,
@@ -49,7 +58,9 @@ class CAMSegmentor(WSSSBaseSegmentor):
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
-                 init_cfg=None):
+                 init_cfg=None,
+                 token_head: OptConfigType = None,
+                 regularizers: Optional[list] = None):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
@@ -76,11 +87,27 @@ class CAMSegmentor(WSSSBaseSegmentor):
             autocast=True)
         self.train_cfg.update(train_cfg or {})
         self.test_cfg = test_cfg or dict()
+        self.token_head = MODELS.build(token_head) \
+            if token_head is not None else None
+        if self.test_cfg.get('localizer', 'cam') not in ('cam', 'getam'):
+            raise ValueError("test_cfg.localizer must be 'cam' or 'getam', "
+                             f"got {self.test_cfg['localizer']!r}")
+        if self.test_cfg.get('localizer') == 'getam' and \
+                self.token_head is None:
+            raise ValueError("test_cfg.localizer='getam' needs a token_head")
+        self.build_regularizers(regularizers)
 
     # ------------------------------------------------------------------ #
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
-        """One forward: token-resolution ``cam`` (and ``seg``)."""
-        return self.forward_net(self, inputs)
+        """One forward: token-resolution ``cam`` (and ``seg``); with
+        ``test_cfg.localizer='getam'`` ``cam`` holds class-token-gradient
+        maps instead."""
+        maps = self.forward_net(self, inputs)
+        if self.test_cfg.get('localizer', 'cam') == 'getam':
+            maps['cam'] = class_token_gradient_map(
+                self.backbone, self.token_head, inputs,
+                **self.test_cfg.get('getam', {}))
+        return maps
 
     @staticmethod
     def forward_net(net, inputs: Tensor,
@@ -127,12 +154,17 @@ class CAMSegmentor(WSSSBaseSegmentor):
         if isinstance(inputs, dict):  # multi-view pipelines: use the weak one
             inputs = inputs['weak']
         img_labels = stack_img_labels(data_samples, self.num_classes)
-        feats = self.backbone.forward_wsss(inputs)
+        feats = self.backbone.forward_wsss(
+            inputs, with_attn=self.regularizer_attn)
 
         losses = self.cam_head.loss(feats['tokens'], img_labels)
         if self.aux_cam_head is not None:
             aux = self.aux_cam_head.loss(feats['aux_tokens'], img_labels)
             losses.update({f'{k}_aux': v for k, v in aux.items()})
+        if self.token_head is not None:
+            losses.update(self.token_head.loss(feats['cls_token'],
+                                               img_labels))
+        losses.update(self.regularizer_losses(inputs, feats))
 
         in_warmup = get_current_iter() < self.train_cfg['warmup_iters']
         if self.decode_head is None or in_warmup:

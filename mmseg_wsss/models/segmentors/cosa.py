@@ -65,7 +65,8 @@ class CoSA(CAMSegmentor):
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
-                 init_cfg=None):
+                 init_cfg=None,
+                 regularizers: Optional[list] = None):
         train_cfg = dict(
             dict(
                 aux_low_thr=0.25,
@@ -80,7 +81,8 @@ class CoSA(CAMSegmentor):
             train_cfg=train_cfg,
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+            regularizers=regularizers)
         if not 0 <= momentum < 1:
             raise ValueError(f'momentum must be in [0, 1), got {momentum}')
         self.momentum = momentum
@@ -153,10 +155,13 @@ class CoSA(CAMSegmentor):
                 "dict(type='AssignmentNetEMAHook') to custom_hooks")
 
         # 8. classification on ON's strong view (always)
-        feats = self.backbone.forward_wsss(strong)
+        feats = self.backbone.forward_wsss(
+            strong, with_attn=self.regularizer_attn)
         losses = self.cam_head.loss(feats['tokens'], img_labels)
         aux = self.aux_cam_head.loss(feats['aux_tokens'], img_labels)
         losses.update({f'{k}_aux': v for k, v in aux.items()})
+        # e.g. ACR on ON's attention (strong view and its flip)
+        losses.update(self.regularizer_losses(strong, feats))
         if it < cfg['warmup_iters']:  # AN is not run during the warm-up
             return losses
 

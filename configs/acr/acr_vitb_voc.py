@@ -1,0 +1,23 @@
+# ACR's own model on VOC12 + SBD (ViT-B/16, methods.md §4): a class-token
+# classifier trained with the ACR regulariser; its class-token-gradient
+# (GETAM) localisation maps are what the train-set pseudo-mask metric
+# evaluates and what tools/gen_pseudo_labels.py --source cam exports.
+#   tools/dist_train.sh configs/acr/acr_vitb_voc.py 4
+# The CAM head is kept (its loss is logged) but the maps come from the class
+# token: test_cfg.localizer='getam' (start block 10 of 0..11, affinity
+# refinement on). No decoder: this is the localisation stage.
+_base_ = ['../baseline/cam_vitb_voc.py']
+model = dict(
+    decode_head=None,
+    token_head=dict(type='ClsTokenHead', in_channels=768, num_classes=20),
+    regularizers=[dict(type='ACRLoss', loss_weight=125.0)],
+    train_cfg=dict(warmup_iters=0),
+    test_cfg=dict(
+        localizer='getam',
+        getam=dict(start_block=-2, affinity=True),
+        scales=(1.0, 0.5, 1.5),
+        flip=True,
+        bg_thr=0.45))
+# localisation maps on the train set are the result (val_cfg's train-set
+# PseudoMaskMetric); the val-set seg metric of a decoder-less model ranks
+# CAMs against a constant background.

@@ -1,0 +1,11 @@
+# CoSA + ACR on coco128 with DINOv2-S/14 (CPU-sized).
+# The coco128 configs freeze the whole backbone on CPU; attention that cannot
+# change cannot be regularised, so ACR's blocks (the last two) are unfrozen
+# here. Compare with the same config minus the regulariser:
+#   --cfg-options model.regularizers=[]
+_base_ = ['../cosa/cosa_dinov2s_coco128.py']
+model = dict(
+    backbone=dict(frozen_stages=10),
+    regularizers=[
+        dict(type='ACRLoss', loss_weight=100.0, blocks=[-2, -1])
+    ])

@@ -1,0 +1,246 @@
+"""ACR: flip permutation, attention-consistency loss, the regulariser
+plug-in, class-token-gradient (GETAM) localisation."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from mmseg_wsss.models.losses import ACRLoss, hflip_token_permutation
+from mmseg_wsss.models.pseudo_labels import class_token_gradient_map
+
+from .conftest import REPO, TINY_VIT, tiny_cam_model_cfg
+
+
+@pytest.mark.parametrize('grid', [(3, 3), (2, 3), (4, 6), (5, 1)])
+def test_flip_permutation_is_an_involution(grid):
+    perm = hflip_token_permutation(grid)
+    assert sorted(perm.tolist()) == list(range(grid[0] * grid[1]))
+    torch.testing.assert_close(perm[perm], torch.arange(len(perm)))
+
+
+def test_flip_permutation_by_hand_and_matches_a_flipped_grid():
+    assert hflip_token_permutation((2, 3)).tolist() == [2, 1, 0, 5, 4, 3]
+    x = torch.arange(12.).view(3, 4)
+    perm = hflip_token_permutation((3, 4))
+    torch.testing.assert_close(x.flip(-1).flatten(), x.flatten()[perm])
+
+
+def _random_attn(b, n, g):
+    return torch.randn(b, n, n, generator=g).softmax(-1)
+
+
+def _flip_attn(a, grid):
+    """Attention of the flipped view when attention is exactly
+    flip-equivariant: tokens permuted by Π, class token fixed."""
+    perm = torch.cat([torch.zeros(1, dtype=torch.long),
+                      hflip_token_permutation(grid) + 1])
+    return a[:, perm][:, :, perm]
+
+
+def test_acr_is_zero_for_equivariant_attention_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    grid = (3, 5)
+    attns = [_random_attn(2, 16, g) for _ in range(3)]
+    flips = [_flip_attn(a, grid) for a in attns]
+    loss = ACRLoss(loss_weight=1.0)
+    assert loss(attns, flips, grid).item() < 1e-7
+    # unflipped "flip" attention breaks the symmetry
+    assert loss(attns, attns, grid).item() > 1e-3
+    # the grid must match the attention size
+    with pytest.raises(ValueError, match='grid'):
+        loss(attns, flips, (4, 4))
+
+
+def test_acr_hand_value_and_block_choice():
+    # 1 block, grid (1, 2): tokens [cls, p0, p1]; flip swaps p0 and p1
+    a = torch.tensor([[[0.2, 0.5, 0.3], [0.1, 0.6, 0.3], [0.1, 0.2, 0.7]]])
+    a2 = _flip_attn(a, (1, 2)).clone()
+    a2[0, 0, 1] += 0.1  # class-token row entry of p1 in the flipped view
+    a2[0, 2, 2] -= 0.4  # patch-patch entry (p1, p1) -> compares to (p0, p0)
+    # L_int = mean(|0| , |0.1|) = 0.05 ; L_aff = 0.4 / 4 = 0.1
+    loss = ACRLoss(loss_weight=10.0)
+    assert loss([a], [a2], (1, 2)).item() == pytest.approx(1.5)
+    assert ACRLoss(loss_weight=10.0, affinity=False)(
+        [a], [a2], (1, 2)).item() == pytest.approx(0.5)
+    # blocks=[1]: only the second block counts
+    b = [a, a]
+    b2 = [_flip_attn(a, (1, 2)), a2]
+    assert ACRLoss(loss_weight=10.0, blocks=[1])(
+        b, b2, (1, 2)).item() == pytest.approx(1.5)
+    assert ACRLoss(loss_weight=10.0, blocks=[0])(b, b2, (1, 2)).item() == 0
+
+
+def _vit(pos_zero):
+    cfg = dict(copy.deepcopy(TINY_VIT), drop_path_rate=0.0)
+    vit = MODELS.build(cfg).eval()
+    vit.init_weights()
+    with torch.no_grad():
+        if pos_zero:
+            vit.pos_embed.zero_()
+        else:
+            vit.pos_embed.normal_(0, 1)
+    return vit
+
+
+def test_acr_on_a_real_vit_zero_when_the_network_is_flip_equivariant():
+    """No position embedding + an image constant on each patch: flipping
+    the image only permutes the tokens, so attention is exactly
+    flip-equivariant (non-square 4x6 grid); a position embedding breaks
+    it."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.randn(1, 3, 4, 6, generator=g)
+    img = img.repeat_interleave(8, 2).repeat_interleave(8, 3)  # 32 x 48
+    loss = ACRLoss(loss_weight=125.0)
+    for pos_zero, check in ((True, lambda v: v < 1e-4),
+                            (False, lambda v: v > 1e-2)):
+        vit = _vit(pos_zero)
+        with torch.no_grad():
+            a = vit.forward_wsss(img, with_attn='mean')
+            b = vit.forward_wsss(img.flip(-1), with_attn='mean')
+        assert a['grid'] == (4, 6)
+        value = loss(a['attns'], b['attns'], a['grid']).item()
+        assert check(value), (pos_zero, value)
+
+
+# ------------------------------------------------------------ plug-in
+def _batch(n=2, size=(64, 48), strong=False):
+    imgs = [torch.randint(0, 255, (3, *size), dtype=torch.uint8)
+            for _ in range(n)]
+    samples = []
+    for i in range(n):
+        s = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size))
+        s.gt_img_labels = torch.tensor([1., 0, float(i % 2), 0])
+        samples.append(s)
+    inputs = [dict(weak=x, strong=x) for x in imgs] if strong else imgs
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _count_backbone_calls(model):
+    calls = []
+    orig = model.backbone.forward_wsss
+
+    def spy(x, with_attn=False):
+        calls.append(with_attn)
+        return orig(x, with_attn=with_attn)
+
+    model.backbone.forward_wsss = spy
+    return calls
+
+
+def test_regularizer_is_added_and_removed_by_config_alone():
+    cfg = tiny_cam_model_cfg(warmup_iters=100)
+    plain = MODELS.build(cfg)
+    calls = _count_backbone_calls(plain)
+    losses = plain.loss(**plain.data_preprocessor(_batch(), True))
+    assert 'loss_acr' not in losses
+    assert calls == [False], 'no attention, no extra forward without ACR'
+
+    cfg['regularizers'] = [dict(type='ACRLoss', loss_weight=125.0)]
+    reg = MODELS.build(cfg)
+    calls = _count_backbone_calls(reg)
+    losses = reg.loss(**reg.data_preprocessor(_batch(), True))
+    assert calls == ['mean', 'mean'], 'online + flipped forward'
+    assert losses['loss_acr'].item() > 0
+    losses['loss_acr'].backward()
+    assert reg.backbone.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+
+
+def test_acr_configs_differ_from_their_bases_only_by_the_regularizer():
+    for base, acr in (('baseline/cam_tiny_toy.py', 'acr/cam_acr_tiny_toy.py'),
+                      ('cosa/cosa_vitb_voc.py', 'acr/cosa_acr_vitb_voc.py'),
+                      ('cosa/cosa_dinov2s_coco128.py',
+                       'acr/cosa_acr_dinov2s_coco128.py')):
+        a = Config.fromfile(osp.join(REPO, 'configs', base))
+        b = Config.fromfile(osp.join(REPO, 'configs', acr))
+        regs = b.model.pop('regularizers')
+        assert [r['type'] for r in regs] == ['ACRLoss']
+        if 'coco128' in acr:  # ACR's blocks must be trainable there
+            assert b.model.backbone.pop('frozen_stages') == 10
+            a.model.backbone.pop('frozen_stages')
+        assert a.model.to_dict() == b.model.to_dict(), acr
+        # and the regulariser comes off again from the command line
+        b.merge_from_dict({'model.regularizers': []})
+
+
+def test_cosa_with_acr_regularizes_the_online_network():
+    from mmseg_wsss.utils import get_current_iter  # noqa: F401
+    cfg = tiny_cam_model_cfg(warmup_iters=100)
+    cfg.update(type='CoSA', momentum=0.9,
+               regularizers=[dict(type='ACRLoss')])
+    model = MODELS.build(cfg)
+    calls = _count_backbone_calls(model)
+    losses = model.loss(**model.data_preprocessor(_batch(strong=True), True))
+    assert losses['loss_acr'].item() > 0
+    assert calls == ['mean', 'mean']
+
+
+# ------------------------------------------------------------ GETAM
+def _token_model(start_block=-2, affinity=False):
+    cfg = tiny_cam_model_cfg()
+    cfg['token_head'] = dict(type='ClsTokenHead', in_channels=32,
+                             num_classes=4)
+    cfg['test_cfg'] = dict(scales=(1.0, ), flip=True, localizer='getam',
+                           getam=dict(start_block=start_block,
+                                      affinity=affinity))
+    model = MODELS.build(cfg).eval()
+    model.init_weights()
+    return model
+
+
+def test_getam_gradients_reach_only_the_chosen_blocks():
+    model = _token_model()
+    reached = set()
+    def watch(i):
+        def hook(module, inp, out):
+            if out[1] is not None:
+                out[1].register_hook(lambda g: reached.add(i))
+        return hook
+
+    for i, blk in enumerate(model.backbone.blocks):
+        blk.attn.register_forward_hook(watch(i))
+    x = torch.randn(2, 3, 32, 48)
+    maps = class_token_gradient_map(model.backbone, model.token_head, x,
+                                    start_block=-2)
+    assert reached == {1, 2}, 'blocks 1 and 2 of 0..2 only'
+    assert maps.shape == (2, 4, 4, 6) and (maps >= 0).all()
+    assert not maps.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_getam_equals_a_hand_computed_gradient_map():
+    model = _token_model()
+    x = torch.randn(1, 3, 32, 32)
+    classes = torch.tensor([False, True, False, True])
+    maps = class_token_gradient_map(model.backbone, model.token_head, x,
+                                    start_block=-1, classes=classes)
+    assert maps[:, [0, 2]].abs().sum() == 0
+    feats = model.backbone.forward_wsss(x, with_attn='heads')
+    a = feats['attns'][-1]
+    s = model.token_head(feats['cls_token'])[0, 3]
+    (g, ) = torch.autograd.grad(s, [a])
+    ref = g.relu().mean(1)[0, 0, 1:].relu().view(4, 4)
+    torch.testing.assert_close(maps[0, 3], ref)
+    # affinity refinement multiplies by the summed patch-patch attention
+    ref_aff = (a.detach().mean(1)[0, 1:, 1:] @ ref.flatten()).view(4, 4)
+    maps_aff = class_token_gradient_map(model.backbone, model.token_head, x,
+                                        start_block=-1, classes=classes,
+                                        affinity=True)
+    torch.testing.assert_close(maps_aff[0, 3], ref_aff)
+
+
+def test_predict_with_getam_localizer_under_no_grad():
+    model = _token_model(affinity=True)
+    data = _batch(n=1)
+    with torch.no_grad():
+        out = model.test_step(data)[0]
+    cams = out.cams.data
+    assert cams.shape == (4, 64, 48)
+    assert cams.min() >= 0 and cams.max() <= 1 + 1e-6
+    cfg = tiny_cam_model_cfg()
+    cfg['test_cfg'] = dict(localizer='getam')
+    with pytest.raises(ValueError, match='token_head'):
+        MODELS.build(cfg)
