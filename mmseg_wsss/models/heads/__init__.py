@@ -1,5 +1,10 @@
 from .cam_head import CAMHead, global_pool
 from .cls_token_head import ClsTokenHead
 from .largefov_head import LargeFOVHead
+from .patch_classifier_head import (AdaptiveKPooling, HVBiLSTM,
+                                    PatchClassifierHead)
 
-__all__ = ['CAMHead', 'ClsTokenHead', 'LargeFOVHead', 'global_pool']
+__all__ = [
+    'CAMHead', 'ClsTokenHead', 'LargeFOVHead', 'global_pool',
+    'AdaptiveKPooling', 'HVBiLSTM', 'PatchClassifierHead'
+]

@@ -1,5 +1,6 @@
 """Pure tensor functions that turn network outputs into pseudo-labels."""
 from .cosa import raw_weights, seg_pseudo_label
+from .apc import label_merge
 from .getam import class_token_gradient_map
 from .dynamic_threshold import DynamicThreshold, fit_gmm_1d, gmm_thresholds
 from .cam import (cam_to_label, cam_to_label_with_bg_threshold,
@@ -10,5 +11,5 @@ __all__ = [
     'normalize_cam', 'mask_cam_by_labels', 'cam_to_label',
     'cam_to_label_with_bg_threshold', 'multi_scale_flip',
     'resize_to_multiple', 'raw_weights', 'seg_pseudo_label',
-    'class_token_gradient_map', 'DynamicThreshold', 'fit_gmm_1d', 'gmm_thresholds'
+    'label_merge', 'class_token_gradient_map', 'DynamicThreshold', 'fit_gmm_1d', 'gmm_thresholds'
 ]

@@ -1,8 +1,6 @@
 from typing import Dict, Optional
 
 import torch
-import torch.nn as nn
-from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
@@ -176,29 +174,4 @@ class CAMSegmentor(WSSSBaseSegmentor):
                               self.train_cfg['high_thr'], valid)
         losses.update(self.decode_loss(self.decode_head(feats['outs']), pseudo))
         losses['pl_fg_ratio'] = ((pseudo > 0) & (pseudo != 255)).float().mean()
-        return losses
-
-    def decode_loss(self,
-                    seg_logits: Tensor,
-                    label: Tensor,
-                    weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """The decode head's ``loss_decode`` on (pseudo-)labels.
-
-        Args:
-            seg_logits (Tensor): (B, K+1, h, w) logits; upsampled to the
-                label size (bilinear) before the loss.
-            label (Tensor): (B, H, W) labels with 255 = ignore.
-            weight (Tensor, optional): (B, H, W) per-pixel weights, passed
-                to losses that take them (``BalancedCrossEntropyLoss``).
-        """
-        seg_logits = resize(seg_logits, size=label.shape[-2:],
-                            mode='bilinear', align_corners=self.align_corners)
-        head = self.decode_head
-        loss_fns = head.loss_decode if isinstance(
-            head.loss_decode, nn.ModuleList) else [head.loss_decode]
-        losses = {}
-        for fn in loss_fns:
-            value = fn(seg_logits, label, weight=weight,
-                       ignore_index=head.ignore_index)
-            losses[fn.loss_name] = losses.get(fn.loss_name, 0) + value
         return losses

@@ -1,0 +1,48 @@
+# APC on coco128 with DINOv2-S/14 (CPU-sized, like the CAM baseline's
+# cam_dinov2s_coco128.py: same data, frozen backbone, schedule and seed).
+_base_ = ['../baseline/cam_dinov2s_coco128.py']
+num_classes = 20
+model = dict(
+    _delete_=True,
+    type='APC',
+    data_preprocessor={{_base_.model.data_preprocessor}},
+    backbone=dict(
+        type='WSSSViT',
+        img_size=518,
+        patch_size=14,
+        embed_dims=384,
+        num_layers=12,
+        num_heads=6,
+        mlp_ratio=4,
+        qkv_bias=True,
+        layer_scale_init=1.0,
+        drop_path_rate=0.0,
+        freeze_pos_embed=True,
+        frozen_stages=12,  # as the CPU baseline: only the heads train
+        out_indices=(3, 5, 7, 11),
+        pretrained='pretrain/dinov2_vits14_timm.pth'),
+    patch_head=dict(
+        type='PatchClassifierHead',
+        in_channels=384,
+        num_classes=num_classes,
+        refiner=None,
+        pooling=dict(mode='akp', k_max=6, delta=0.2),
+        loss_weight_l2=0.01),
+    loss_pcl=dict(
+        type='PatchContrastiveLoss', high_thr=0.85, loss_weight=0.02),
+    decode_head=dict(
+        type='SegformerHead',
+        in_channels=[384, 384, 384, 384],
+        in_index=[0, 1, 2, 3],
+        channels=128,
+        dropout_ratio=0.1,
+        num_classes=num_classes + 1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            avg_non_ignore=True,
+            loss_weight=0.9)),
+    train_cfg=dict(seg_start_iter=200),
+    test_cfg=dict(scales=(1.0, ), flip=True))

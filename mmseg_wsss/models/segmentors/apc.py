@@ -1,0 +1,114 @@
+from typing import Dict, Optional
+
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, SampleList
+from torch import Tensor
+
+from ...utils import get_current_iter, stack_img_labels, valid_mask_of
+from ..pseudo_labels import label_merge
+from .base import WSSSBaseSegmentor
+
+
+@MODELS.register_module()
+class APC(WSSSBaseSegmentor):
+    """Adaptive Patch Contrast (``methods.md`` §3): a CAM-free, single-stage
+    patch classifier.
+
+    ViT -> :class:`PatchClassifierHead` (optional HV-BiLSTM, bias-free
+    linear to K+1, per-patch softmax P, adaptive-K pooling) trained with BCE
+    over K+1 classes (background always present) and the classifier L2;
+    :class:`PatchContrastiveLoss` on the refined patch embeddings; a decode
+    head (e.g. mmseg's all-MLP ``SegformerHead`` on several ViT blocks)
+    trained with its ``loss_decode`` on the label-merged patch pseudo-labels
+    (:func:`label_merge`, each patch's class copied to its pixels; crop
+    padding ignored).
+
+    Prediction: ``cams`` are the patch foreground probabilities P[1:],
+    ``seg_logits`` the decoder's (or, without a decoder, P itself).
+
+    Args:
+        backbone (dict): A :class:`WSSSViT` (its ``out_indices`` feed the
+            decode head).
+        patch_head (dict): A :class:`PatchClassifierHead`.
+        decode_head (dict, optional): Any mmseg decode head with K+1
+            classes.
+        loss_pcl (dict, optional): :class:`PatchContrastiveLoss`; None
+            turns PCL off.
+        train_cfg (dict): ``seg_start_iter`` (iterations before the decoder
+            trains; default 0).
+        test_cfg (dict): See :class:`WSSSBaseSegmentor`.
+        regularizers (list[dict], optional): e.g. ``[dict(type='ACRLoss')]``.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 patch_head: ConfigType,
+                 decode_head: OptConfigType = None,
+                 loss_pcl: OptConfigType = dict(type='PatchContrastiveLoss'),
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg=None,
+                 regularizers: Optional[list] = None):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.patch_size = self.backbone.patch_size
+        self.patch_head = MODELS.build(patch_head)
+        self.num_classes = self.patch_head.num_classes
+        self.decode_head = None
+        if decode_head is not None:
+            self.decode_head = MODELS.build(decode_head)
+            if self.decode_head.num_classes != self.num_classes + 1:
+                raise ValueError(
+                    f'decode_head.num_classes ({self.decode_head.num_classes})'
+                    f' must be patch_head.num_classes + 1 = '
+                    f'{self.num_classes + 1}')
+            self.align_corners = self.decode_head.align_corners
+        self.loss_pcl = MODELS.build(loss_pcl) if loss_pcl else None
+        self.train_cfg = dict(seg_start_iter=0)
+        self.train_cfg.update(train_cfg or {})
+        self.test_cfg = test_cfg or dict()
+        self.build_regularizers(regularizers)
+
+    def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
+        feats = self.backbone.forward_wsss(inputs)
+        probs, _ = self.patch_head(feats['tokens'])
+        maps = dict(cam=probs[:, 1:])
+        maps['seg'] = self.decode_head(feats['outs']) \
+            if self.decode_head is not None else probs
+        return maps
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """One APC iteration, step by step."""
+        if isinstance(inputs, dict):
+            inputs = inputs['weak']
+        img_labels = stack_img_labels(data_samples, self.num_classes)
+        feats = self.backbone.forward_wsss(
+            inputs, with_attn=self.regularizer_attn)
+
+        # 1. patch classification: per-patch softmax, AKP, BCE over K+1
+        probs, emb = self.patch_head(feats['tokens'])
+        losses = self.patch_head.loss(probs, img_labels)
+        # 2. patch contrast on the refined embeddings
+        if self.loss_pcl is not None:
+            presence = F.pad(img_labels, (1, 0), value=1.0)
+            losses[self.loss_pcl.loss_name] = self.loss_pcl(
+                emb, probs, presence)
+        losses.update(self.regularizer_losses(inputs, feats))
+
+        # 3. single-stage segmentation on the label-merged patch labels
+        if self.decode_head is None or \
+                get_current_iter() < self.train_cfg['seg_start_iter']:
+            return losses
+        patch_label = label_merge(probs.detach(), img_labels)
+        pseudo = F.interpolate(
+            patch_label[:, None].float(), size=inputs.shape[-2:],
+            mode='nearest')[:, 0].long()
+        valid = valid_mask_of(data_samples, inputs.shape[-2:], inputs.device)
+        pseudo[~valid] = 255
+        losses.update(self.decode_loss(self.decode_head(feats['outs']),
+                                       pseudo))
+        losses['pl_fg_ratio'] = ((pseudo > 0) & (pseudo != 255)).float().mean()
+        return losses
