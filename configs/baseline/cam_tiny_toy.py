@@ -5,3 +5,8 @@ _base_ = [
     '../_base_/models/cam_vit-tiny.py', '../_base_/datasets/toy_wsss.py',
     '../_base_/schedules/adamw_toy.py', '../_base_/default_runtime.py'
 ]
+# CAM / pseudo-label / prediction panels of 4 val images every 300
+# iterations (work_dir/<timestamp>/vis_data/vis_image/; add
+# dict(type='TensorboardVisBackend') to visualizer.vis_backends for
+# TensorBoard)
+custom_hooks = [dict(type='CAMVisualizationHook', interval=300)]
