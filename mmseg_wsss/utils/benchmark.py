@@ -8,15 +8,17 @@ Both run on the same synthetic batch (random pixels, random image labels), so
 the ratio isolates what the method adds: extra views, the no-grad
 multi-scale pseudo-label passes, the EMA network, extra losses.
 
-Memory is the rise of CUDA ``max_memory_allocated`` on a GPU; on CPU the rise of the
-process's peak resident set (``VmHWM`` after resetting it through
-``/proc/self/clear_refs``) over the resident set before the model was built,
-so it counts parameters, optimizer state and the step's activations, as the
-CUDA figure does.
+Memory counts parameters, optimizer state and the step's activations: on a
+GPU the rise of CUDA ``max_memory_allocated`` over the allocation before the
+model is built (in the benchmark process); on CPU the rise of the peak
+resident set (``VmHWM``) over the resident set before the model is built,
+measured in a fresh spawned process per model (freed heap memory of an
+earlier model would otherwise be reused unseen, and handing it back to the OS
+with ``malloc_trim`` slows every later allocation, i.e. the timings).
 """
 import copy
-import ctypes
 import gc
+import multiprocessing as mp
 import statistics
 import time
 from typing import Callable, Dict, List, Optional
@@ -44,10 +46,6 @@ def _proc_status_kb(key: str) -> Optional[int]:
 
 def _release_memory():
     gc.collect()
-    try:  # hand freed heap pages back to the OS so RSS reflects live data
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -168,35 +166,73 @@ def _time_steps(step: Callable[[], None], device: torch.device, warmup: int,
         step_s_min=min(times))
 
 
-def _bench_training(model_cfg: dict, optim_cfg: dict, batch: dict,
-                    device: torch.device, warmup: int, steps: int,
-                    after_warmup_iter: int) -> Dict[str, float]:
+def _bench_training(model_cfg: dict,
+                    optim_cfg: dict,
+                    batch: dict,
+                    device: torch.device,
+                    warmup: int,
+                    steps: int,
+                    after_warmup_iter: int,
+                    measure_memory: bool = False) -> Dict[str, float]:
     _release_memory()
-    # memory of this phase = model + optimizer state + step activations
-    with PeakMemory(device) as total:
-        model = MODELS.build(copy.deepcopy(model_cfg))
-        model.init_weights()
-        model.to(device).train()
-        optim_wrapper = build_optim_wrapper(model, copy.deepcopy(optim_cfg))
-        hub = MessageHub.get_current_instance()
-        hub.update_info('iter', after_warmup_iter)  # past any warm-up
-        ema = getattr(model, 'update_assignment_net', None)
-        if ema is not None:  # as if the EMA hook had run before
+    mem = PeakMemory(device) if measure_memory else None
+    if mem is not None:
+        mem.__enter__()
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    model.init_weights()
+    model.to(device).train()
+    optim_wrapper = build_optim_wrapper(model, copy.deepcopy(optim_cfg))
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', after_warmup_iter)  # past any warm-up
+    ema = getattr(model, 'update_assignment_net', None)
+    if ema is not None:  # as if the EMA hook had run before
+        ema()
+
+    def step():
+        model.train_step(copy.deepcopy(batch), optim_wrapper)
+        if ema is not None:  # what AssignmentNetEMAHook does
             ema()
 
-        def step():
-            model.train_step(copy.deepcopy(batch), optim_wrapper)
-            if ema is not None:  # what AssignmentNetEMAHook does
-                ema()
-
-        res = _time_steps(step, device, warmup, steps)
-    res['peak_mem_mib'] = total.peak_mib
-    res['memory_kind'] = total.kind
+    res = _time_steps(step, device, warmup, steps)
+    if mem is not None:
+        mem.__exit__(None, None, None)
+        res['peak_mem_mib'] = mem.peak_mib
+        res['memory_kind'] = mem.kind
     res['params_trainable_m'] = sum(
         p.numel() for p in model.parameters() if p.requires_grad) / 1e6
     del model, optim_wrapper
     _release_memory()
     return res
+
+
+def _memory_child(args) -> Optional[float]:
+    """Spawned process: peak memory of building ``model_cfg`` and a few
+    training steps (CPU)."""
+    model_cfg, optim_cfg, batch, after_warmup_iter, threads = args
+    torch.set_num_threads(threads)
+    import logging
+
+    import mmseg_wsss  # noqa: F401  (registers the modules)
+    from mmengine.logging import MMLogger
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    MMLogger.get_instance('mmengine').setLevel(logging.WARNING)
+    res = _bench_training(model_cfg, optim_cfg, batch, torch.device('cpu'),
+                          1, 2, after_warmup_iter, measure_memory=True)
+    return res['peak_mem_mib']
+
+
+def _cpu_peak_memory(model_cfg, optim_cfg, batch, after_warmup_iter):
+    ctx = mp.get_context('spawn')
+    with ctx.Pool(1) as pool:
+        return pool.apply(
+            _memory_child,
+            ((_plain(model_cfg), _plain(optim_cfg), batch, after_warmup_iter,
+              torch.get_num_threads()), ))
+
+
+def _plain(cfg):
+    return cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg
 
 
 def _bench_inference(model_cfg: dict, batch: dict, device: torch.device,
@@ -263,15 +299,21 @@ def run_benchmark(cfg: Config,
         warmup_steps=warmup,
         test_cfg=dict(model_cfg.get('test_cfg') or {}))
     sup_cfg = supervised_model_cfg(model_cfg)
+    cuda = device.type == 'cuda'
     # prime: the first step of a process pays one-off costs (kernel and
     # thread-pool set-up, allocator growth) that belong to neither model
     _bench_training(sup_cfg, cfg.optim_wrapper, sup_batch, device, 1, 1,
                     warmup_iters + 1)
-    result['supervised'] = _bench_training(sup_cfg, cfg.optim_wrapper,
-                                           sup_batch, device, warmup, steps,
-                                           warmup_iters + 1)
-    result['wsss'] = _bench_training(model_cfg, cfg.optim_wrapper, batch,
-                                     device, warmup, steps, warmup_iters + 1)
+    phases = (('supervised', sup_cfg, sup_batch), ('wsss', model_cfg, batch))
+    for name, mcfg, b in phases:
+        result[name] = _bench_training(mcfg, cfg.optim_wrapper, b, device,
+                                       warmup, steps, warmup_iters + 1,
+                                       measure_memory=cuda)
+    if not cuda:
+        for name, mcfg, b in phases:
+            result[name]['peak_mem_mib'] = _cpu_peak_memory(
+                mcfg, cfg.optim_wrapper, b, warmup_iters + 1)
+            result[name]['memory_kind'] = 'cpu_peak_rss_increase'
     if infer_images > 0:
         result['supervised'].update(
             _bench_inference(sup_cfg, sup_batch, device, infer_images))
