@@ -1,0 +1,16 @@
+# ACR's own model on the synthetic set: a class-token classifier trained
+# with the ACR regulariser; the train-set pseudo-mask metric evaluates its
+# class-token-gradient (GETAM) maps (start block -2 = block 2 of 0..3,
+# affinity refinement). Without ACR: --cfg-options model.regularizers=[]
+_base_ = ['../baseline/cam_tiny_toy.py']
+model = dict(
+    decode_head=None,
+    token_head=dict(type='ClsTokenHead', in_channels=128, num_classes=4),
+    regularizers=[dict(type='ACRLoss', loss_weight=125.0)],
+    train_cfg=dict(warmup_iters=0),
+    test_cfg=dict(
+        localizer='getam',
+        getam=dict(start_block=-2, affinity=True),
+        scales=(1.0, ),
+        flip=True,
+        bg_thr=0.45))
