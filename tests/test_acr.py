@@ -194,6 +194,7 @@ def _token_model(start_block=-2, affinity=False):
 def test_getam_gradients_reach_only_the_chosen_blocks():
     model = _token_model()
     reached = set()
+
     def watch(i):
         def hook(module, inp, out):
             if out[1] is not None:

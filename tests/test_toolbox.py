@@ -275,7 +275,8 @@ def test_cam_visualization_hook_writes_pictures_every_n_iters(
     assert written() == ['cam_panels_10.png', 'cam_panels_3.png',
                          'cam_panels_6.png', 'cam_panels_9.png']
     assert model.training, 'the hook restores training mode'
-    pic = np.array(Image.open(tmp_path / 'vis_data' / 'vis_image' / 'cam_panels_3.png'))
+    pic = np.array(
+        Image.open(tmp_path / 'vis_data' / 'vis_image' / 'cam_panels_3.png'))
     single = hook.draw(runner, 0)
     assert pic.shape == single.shape
     # two rows, each at least one 18-px title bar + image high

@@ -275,4 +275,3 @@ class WSSSCOCODataset(WSSSDataset):
 
 def voc_palette() -> list:
     return _palette(256)
-

@@ -1,4 +1,5 @@
-"""Training-step and inference benchmark of a WSSS config (``tools/benchmark.py``).
+"""Training-step and inference benchmark of a WSSS config
+(``tools/benchmark.py``).
 
 A WSSS model's training step is measured against a *plain supervised step of
 the same backbone, decode head and batch* built in the same process: an
@@ -188,7 +189,7 @@ def _bench_training(model_cfg: dict,
     if ema is not None:  # as if the EMA hook had run before
         ema()
 
-    def step():
+    def step(model=model, optim_wrapper=optim_wrapper):
         model.train_step(copy.deepcopy(batch), optim_wrapper)
         if ema is not None:  # what AssignmentNetEMAHook does
             ema()
@@ -200,7 +201,7 @@ def _bench_training(model_cfg: dict,
         res['memory_kind'] = mem.kind
     res['params_trainable_m'] = sum(
         p.numel() for p in model.parameters() if p.requires_grad) / 1e6
-    del model, optim_wrapper
+    del model, optim_wrapper, step
     _release_memory()
     return res
 

@@ -6,7 +6,7 @@ mlp.fc1,mlp.fc2,ls2.gamma}``, ``norm``), so timm / DINOv2 checkpoints load
 with a key filter and a position-embedding resize (:func:`convert_timm_vit`).
 """
 import math
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn

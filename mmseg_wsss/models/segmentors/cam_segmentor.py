@@ -172,6 +172,7 @@ class CAMSegmentor(WSSSBaseSegmentor):
         valid = valid_mask_of(data_samples, inputs.shape[-2:], inputs.device)
         pseudo = cam_to_label(cam, img_labels, self.train_cfg['low_thr'],
                               self.train_cfg['high_thr'], valid)
-        losses.update(self.decode_loss(self.decode_head(feats['outs']), pseudo))
+        losses.update(
+            self.decode_loss(self.decode_head(feats['outs']), pseudo))
         losses['pl_fg_ratio'] = ((pseudo > 0) & (pseudo != 255)).float().mean()
         return losses
