@@ -79,3 +79,40 @@ def test_label_masked_iou():
     # pred = [[0, 0], [2, 2]]: bg IoU 1/2, class 1 IoU 0/1, class 2 IoU 1
     assert np.isclose(res['label_masked/mIoU'], 100 * (0.5 + 0 + 1) / 3,
                       atol=0.01)
+
+
+def test_pseudo_mask_metric_on_the_synthetic_set_matches_numpy(toy_root):
+    """A model's CAMs on real toy images (not hand-made arrays) through the
+    metric, against the numpy reference."""
+    from mmengine.dataset import pseudo_collate
+    from mmseg.registry import MODELS
+
+    from mmseg_wsss.datasets import WSSSToyDataset
+
+    from .conftest import tiny_cam_model_cfg
+    ds = WSSSToyDataset(
+        data_root=toy_root, ann_file='ImageSets/Segmentation/train.txt',
+        cls_labels_file='cls_labels.npy',
+        data_prefix=dict(img_path='JPEGImages',
+                         seg_map_path='SegmentationClass'),
+        test_mode=True,
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='LoadWSSSAnnotations'),
+                  dict(type='PackWSSSInputs')])
+    model = MODELS.build(tiny_cam_model_cfg()).eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(6):
+            outs.append(model.test_step(pseudo_collate([ds[i]]))[0])
+    samples = [(o.cams.data.numpy().astype(np.float64),
+                o.gt_img_labels.numpy(), o.gt_sem_seg.data[0].numpy())
+               for o in outs]
+    thrs = [0.3, 0.5, 0.7]
+    metric = PseudoMaskMetric(bg_thrs=thrs)
+    metric.dataset_meta = ds.metainfo
+    metric.process({}, [o.to_dict() for o in outs])
+    res = metric.evaluate(6)
+    ref = {t: _numpy_miou(samples, t, 4) for t in thrs}
+    best = max(ref, key=ref.get)
+    assert res['cam/bg_thr'] == best
+    assert res['cam/mIoU'] == round(100 * ref[best], 2)
