@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The demo: set up .venv, make the synthetic VOC-layout set, train the model
+# The demo: set up .venv, make the synthetic VOC-layout set, train CoSA
 # with the stock mmengine Runner, evaluate it and draw CAM pictures.
 #   bash tools/demo.sh                # everything under work_dirs/demo
 #   CONFIG=... WORK_DIR=... bash tools/demo.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-CONFIG="${CONFIG:-configs/baseline/cam_tiny_toy.py}"
+CONFIG="${CONFIG:-configs/cosa/cosa_tiny_toy.py}"
 WORK_DIR="${WORK_DIR:-work_dirs/demo}"
 PY=.venv/bin/python
 say() { printf '\n[demo] %s\n' "$*"; }
@@ -37,4 +37,5 @@ cat <<MSG
   test metrics     $WORK_DIR/test/
   predicted masks  $WORK_DIR/test/pred_masks/
   pictures         $WORK_DIR/pictures/{train,val}/summary.png
+  training panels  $(dirname "$LOG")/vis_data/vis_image/cam_panels_*.png (every 300 iterations)
 MSG
