@@ -177,3 +177,41 @@ def test_apc_pooling_ablation_switches_from_config():
         cfg.merge_from_dict({'model.patch_head.pooling.mode': mode})
         model = MODELS.build(cfg.model)
         assert model.patch_head.pooling.mode == mode
+
+
+def test_par_keeps_refinement_inside_a_colour_region():
+    from mmseg_wsss.models.pseudo_labels import par_refine
+    g = torch.Generator().manual_seed(0)
+    img = torch.zeros(1, 3, 32, 32)
+    img[..., 16:] = 200  # a strong vertical colour edge at x = 16
+    img += torch.randn(img.shape, generator=g)
+    m = torch.zeros(1, 1, 32, 32)
+    m[..., 10:22, 18:24] = 1  # a blob in the right region
+    out = par_refine(img, m)
+    assert out.shape == m.shape
+    left, right = out[..., :16].mean(), out[..., 16:].mean()
+    assert right > 5 * left, (left, right)
+    # spread inside the right region: its far corner now has mass
+    assert out[0, 0, 0, 31] > 0.02
+    # a uniform map stays uniform (alpha sums to 1 + w2 per step)
+    u = par_refine(img, torch.ones(1, 1, 32, 32), num_iter=1)
+    torch.testing.assert_close(u, torch.full_like(u, 1.01))
+    with pytest.raises(ValueError, match='same size'):
+        par_refine(img, m[..., :16])
+
+
+def test_apc_par_option_refines_the_patch_pseudo_label(toy_root):
+    cfg = tiny_apc_cfg()
+    cfg['train_cfg'] = dict(par=dict(num_iter=3))
+    model = MODELS.build(cfg)
+    probs = torch.rand(2, 5, 8, 8).softmax(1)
+    labels = torch.tensor([[1., 0, 0, 0], [0, 1, 1, 0]])
+    x = torch.randn(2, 3, 64, 64)
+    refined = model.patch_pseudo_label(x, probs, labels)
+    model.train_cfg['par'] = None
+    plain = model.patch_pseudo_label(x, probs, labels)
+    assert refined.shape == plain.shape == (2, 64, 64)
+    assert (refined != plain).any()
+    # only background and present classes
+    assert set(refined[0].unique().tolist()) <= {0, 1}
+    assert set(refined[1].unique().tolist()) <= {0, 2, 3}

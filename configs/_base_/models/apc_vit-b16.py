@@ -49,6 +49,7 @@ model = dict(
             use_sigmoid=False,
             avg_non_ignore=True,
             loss_weight=0.9)),
-    train_cfg=dict(seg_start_iter=0),
+    # par=dict(num_iter=10) refines the patch pseudo-labels (methods.md §1.6)
+    train_cfg=dict(seg_start_iter=0, par=None),
     # the paper resizes test images to 960
     test_cfg=dict(scales=(1.0, ), flip=True))

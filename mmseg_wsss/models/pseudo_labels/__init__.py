@@ -1,6 +1,7 @@
 """Pure tensor functions that turn network outputs into pseudo-labels."""
 from .cosa import raw_weights, seg_pseudo_label
 from .apc import label_merge
+from .par import par_refine
 from .getam import class_token_gradient_map
 from .dynamic_threshold import DynamicThreshold, fit_gmm_1d, gmm_thresholds
 from .cam import (cam_to_label, cam_to_label_with_bg_threshold,
@@ -11,6 +12,6 @@ __all__ = [
     'normalize_cam', 'mask_cam_by_labels', 'cam_to_label',
     'cam_to_label_with_bg_threshold', 'multi_scale_flip',
     'resize_to_multiple', 'raw_weights', 'seg_pseudo_label',
-    'label_merge', 'class_token_gradient_map', 'DynamicThreshold',
+    'label_merge', 'par_refine', 'class_token_gradient_map', 'DynamicThreshold',
     'fit_gmm_1d', 'gmm_thresholds'
 ]

@@ -6,7 +6,7 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
-from ..pseudo_labels import label_merge
+from ..pseudo_labels import label_merge, par_refine
 from .base import WSSSBaseSegmentor
 
 
@@ -36,7 +36,9 @@ class APC(WSSSBaseSegmentor):
         loss_pcl (dict, optional): :class:`PatchContrastiveLoss`; None
             turns PCL off.
         train_cfg (dict): ``seg_start_iter`` (iterations before the decoder
-            trains; default 0).
+            trains; default 0); ``par`` (None, or :func:`par_refine`
+            keyword arguments: refine the label-merged patch scores on the
+            image downsampled x2 before the argmax).
         test_cfg (dict): See :class:`WSSSBaseSegmentor`.
         regularizers (list[dict], optional): e.g. ``[dict(type='ACRLoss')]``.
     """
@@ -67,7 +69,7 @@ class APC(WSSSBaseSegmentor):
                     f'{self.num_classes + 1}')
             self.align_corners = self.decode_head.align_corners
         self.loss_pcl = MODELS.build(loss_pcl) if loss_pcl else None
-        self.train_cfg = dict(seg_start_iter=0)
+        self.train_cfg = dict(seg_start_iter=0, par=None)
         self.train_cfg.update(train_cfg or {})
         self.test_cfg = test_cfg or dict()
         self.build_regularizers(regularizers)
@@ -102,13 +104,31 @@ class APC(WSSSBaseSegmentor):
         if self.decode_head is None or \
                 get_current_iter() < self.train_cfg['seg_start_iter']:
             return losses
-        patch_label = label_merge(probs.detach(), img_labels)
-        pseudo = F.interpolate(
-            patch_label[:, None].float(), size=inputs.shape[-2:],
-            mode='nearest')[:, 0].long()
+        pseudo = self.patch_pseudo_label(inputs, probs.detach(), img_labels)
         valid = valid_mask_of(data_samples, inputs.shape[-2:], inputs.device)
         pseudo[~valid] = 255
         losses.update(self.decode_loss(self.decode_head(feats['outs']),
                                        pseudo))
         losses['pl_fg_ratio'] = ((pseudo > 0) & (pseudo != 255)).float().mean()
         return losses
+
+    def patch_pseudo_label(self, inputs: Tensor, probs: Tensor,
+                           img_labels: Tensor) -> Tensor:
+        """(B, H, W) pixel labels: label-merged patch classes copied to
+        their pixels, or, with ``train_cfg.par``, the label-merged scores
+        upsampled to half the image size, PAR-refined, argmax-ed and
+        upsampled (nearest)."""
+        size = inputs.shape[-2:]
+        if not self.train_cfg.get('par'):
+            label = label_merge(probs, img_labels)
+            return F.interpolate(label[:, None].float(), size=size,
+                                 mode='nearest')[:, 0].long()
+        half = (size[0] // 2, size[1] // 2)
+        scores = F.interpolate(label_merge(probs, img_labels, True),
+                               size=half, mode='bilinear',
+                               align_corners=False)
+        img = F.interpolate(inputs, size=half, mode='bilinear',
+                            align_corners=False)
+        label = par_refine(img, scores, **self.train_cfg['par']).argmax(1)
+        return F.interpolate(label[:, None].float(), size=size,
+                             mode='nearest')[:, 0].long()
