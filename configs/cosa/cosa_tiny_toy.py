@@ -3,6 +3,14 @@
 # The EMA momentum is 0.99 instead of 0.9994: over 900 iterations an AN with
 # m = 0.9994 would still hold 58% of its initial (random) weights.
 # Ablations: see configs/cosa/cosa_vitb_voc.py.
+# Strong view: the synthetic classes are colour/texture patterns, and several
+# of the paper's ops erase them. Measured with the trained CAM baseline
+# (exact-match image-label accuracy on 100 train images, 0.98 on clean
+# images): solarize 0.13-0.26, equalize 0.39, brightness 0.05 / 0.77 / 0.59
+# at m = 1 / 3 / 9, colour and contrast 0.44-0.49 at m = 1; the ops and
+# magnitudes kept here all score >= 0.89. On natural images keep the paper's
+# full set (cosa_vitb_voc.py); the paper's view on this set:
+#   --cfg-options "train_dataloader.dataset.pipeline.5.ops=[identity,autocontrast,equalize,solarize,color,contrast,brightness,sharpness,posterize]" train_dataloader.dataset.pipeline.5.magnitude_range=[1,9]
 _base_ = ['../baseline/cam_tiny_toy.py']
 crop_size = (128, 128)
 model = dict(
@@ -21,7 +29,12 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomCropPad', crop_size=crop_size),
     dict(type='RandomGaussianBlur', prob=0.5),
-    dict(type='StrongPhotometricView', magnitude_range=(1, 9)),
+    # class-preserving strong view for this set (see the note above)
+    dict(
+        type='StrongPhotometricView',
+        ops=('identity', 'autocontrast', 'sharpness', 'color', 'contrast',
+             'posterize'),
+        magnitude_range=(3, 7)),
     dict(type='PackWSSSInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
