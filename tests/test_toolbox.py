@@ -308,3 +308,27 @@ def test_slurm_scripts_call_srun_like_mmseg(tmp_path):
     i = out.index('cfg.py')
     assert out[i - 1].endswith('tools/test.py')
     assert out[i + 1:i + 6] == ['c.pth', '--launcher', 'slurm', '--out', 'o']
+
+
+def test_export_two_processes_equals_one(export_setup):
+    """--launcher pytorch on CPU (gloo): ranks share the ids, the confusion
+    matrix is all-reduced; files and mIoU equal the single-process run."""
+    cfg_path, ckpt, tmp = export_setup
+    one, two = str(tmp / 'pl_one'), str(tmp / 'pl_two')
+    _export(cfg_path, ckpt, one)
+    log = run([
+        sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+        '2', '--master_port', '29561', 'tools/gen_pseudo_labels.py',
+        cfg_path, ckpt, '--out', two, '--limit', '8', '--workers', '0',
+        '--scales', '1.0', '--launcher', 'pytorch'
+    ])
+    assert '4 to do on this process' in log
+    seg = 'SegmentationClass'
+    names = sorted(os.listdir(osp.join(one, seg)))
+    assert sorted(os.listdir(osp.join(two, seg))) == names
+    for n in names:
+        np.testing.assert_array_equal(
+            np.array(Image.open(osp.join(one, seg, n))),
+            np.array(Image.open(osp.join(two, seg, n))))
+    assert json.load(open(osp.join(two, 'summary.json')))['mIoU'] == \
+        json.load(open(osp.join(one, 'summary.json')))['mIoU']

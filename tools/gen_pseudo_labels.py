@@ -50,6 +50,7 @@ from PIL import Image
 
 import mmseg_wsss  # noqa: F401
 from mmseg_wsss.evaluation.crf import DenseCRF, cam_probs
+from mmseg_wsss.utils import setup_cpu_distributed
 
 
 def parse_args():
@@ -207,8 +208,9 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     if args.launcher != 'none':
-        init_dist(args.launcher,
-                  backend='nccl' if torch.cuda.is_available() else 'gloo')
+        # on CPU: a gloo group (mmengine's init_dist needs CUDA)
+        if not setup_cpu_distributed(cfg, args.launcher):
+            init_dist(args.launcher, backend='nccl')
     rank, world = get_dist_info()
     device = args.device
     if device == 'cuda' and world > 1:
