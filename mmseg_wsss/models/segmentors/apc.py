@@ -59,15 +59,7 @@ class APC(WSSSBaseSegmentor):
         self.patch_size = self.backbone.patch_size
         self.patch_head = MODELS.build(patch_head)
         self.num_classes = self.patch_head.num_classes
-        self.decode_head = None
-        if decode_head is not None:
-            self.decode_head = MODELS.build(decode_head)
-            if self.decode_head.num_classes != self.num_classes + 1:
-                raise ValueError(
-                    f'decode_head.num_classes ({self.decode_head.num_classes})'
-                    f' must be patch_head.num_classes + 1 = '
-                    f'{self.num_classes + 1}')
-            self.align_corners = self.decode_head.align_corners
+        self.build_decode_head(decode_head)
         self.loss_pcl = MODELS.build(loss_pcl) if loss_pcl else None
         self.train_cfg = dict(seg_start_iter=0, par=None)
         self.train_cfg.update(train_cfg or {})

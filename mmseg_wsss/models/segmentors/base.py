@@ -39,6 +39,21 @@ class WSSSBaseSegmentor(BaseSegmentor):
 
     patch_size: int = 16
 
+    def build_decode_head(self, decode_head) -> None:
+        """Build the optional decode head (any mmseg decode head) with
+        ``self.num_classes + 1`` classes (background first)."""
+        from mmseg.registry import MODELS
+        self.decode_head = None
+        if decode_head is None:
+            return
+        self.decode_head = MODELS.build(decode_head)
+        if self.decode_head.num_classes != self.num_classes + 1:
+            raise ValueError(
+                f'decode_head.num_classes ({self.decode_head.num_classes}) '
+                f'must be num_classes + 1 (background) = '
+                f'{self.num_classes + 1}')
+        self.align_corners = self.decode_head.align_corners
+
     # ------------------------------------------------------------ regularisers
     def build_regularizers(self, regularizers) -> None:
         """``regularizers``: loss configs added to the online network's

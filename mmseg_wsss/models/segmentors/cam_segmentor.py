@@ -67,15 +67,7 @@ class CAMSegmentor(WSSSBaseSegmentor):
         self.num_classes = self.cam_head.num_classes
         self.aux_cam_head = MODELS.build(aux_cam_head) \
             if aux_cam_head is not None else None
-        self.decode_head = None
-        if decode_head is not None:
-            self.decode_head = MODELS.build(decode_head)
-            if self.decode_head.num_classes != self.num_classes + 1:
-                raise ValueError(
-                    f'decode_head.num_classes ({self.decode_head.num_classes})'
-                    f' must be cam_head.num_classes + 1 (background) = '
-                    f'{self.num_classes + 1}')
-            self.align_corners = self.decode_head.align_corners
+        self.build_decode_head(decode_head)
         self.train_cfg = dict(
             warmup_iters=0,
             cam_scales=(1.0, 0.5, 1.5),
