@@ -44,6 +44,7 @@ setup(
         'crf': ['pydensecrf2'],
         'mmpretrain': ['mmpretrain>=1.0.0'],
         'tests': ['pytest'],
+        'tensorboard': ['tensorboard'],
     },
     license='Apache License 2.0',
     zip_safe=False,
