@@ -26,7 +26,7 @@ $PY tools/vis_cam.py "$CONFIG" "$CKPT" --split train --num 6 \
 $PY tools/vis_cam.py "$CONFIG" "$CKPT" --split val --num 6 \
   --out "$WORK_DIR/pictures/val"
 
-LOG="$(ls -t "$WORK_DIR"/*/*.log | tail -n 1)"
+LOG="$(ls -t "$WORK_DIR"/*/*.log | head -n 1)"  # the newest run
 say "done. Validation history (val seg mIoU, train-set CAM pseudo-mask mIoU):"
 grep -E "Iter\(val\).*mIoU" "$LOG" | sed -E \
   's/.*Iter\(val\) \[[0-9]+\/[0-9]+\] +aAcc: [0-9.]+ +mIoU: ([0-9.]+).*label_masked\/mIoU: ([0-9.]+).*train\/cam\/mIoU: ([0-9.]+).*train\/cam\/bg_thr: ([0-9.]+).*/  seg mIoU \1  label-masked \2  CAM mIoU \3 (bg thr \4)/' || true
