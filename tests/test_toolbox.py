@@ -76,7 +76,7 @@ def test_test_cfg_crf_switch_refines_predictions():
     data = dict(inputs=[img], data_samples=[sample])
     with torch.no_grad():
         plain = model.test_step(data)[0].seg_logits.data
-    model.test_cfg['crf'] = dict(iterations=3)
+    model.test_cfg['crf'] = True  # the defaults (as from --cfg-options)
     sample = SegDataSample(metainfo=dict(ori_shape=(64, 48),
                                          img_shape=(64, 48)))
     with torch.no_grad():

@@ -219,7 +219,8 @@ def main():
     # model -------------------------------------------------------------
     cfg.model.backbone.pop('pretrained', None)  # weights come from CKPT
     test_cfg = dict(cfg.model.get('test_cfg') or {})
-    crf_cfg = test_cfg.pop('crf', None) or {}
+    crf_cfg = test_cfg.pop('crf', None)
+    crf_cfg = dict(crf_cfg) if isinstance(crf_cfg, dict) else {}
     crf_cfg = crf_cfg if args.crf else None
     if args.source == 'cam':
         scales = args.scales or cfg.model.get('train_cfg', {}).get(

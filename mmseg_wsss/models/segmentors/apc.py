@@ -111,7 +111,7 @@ class APC(WSSSBaseSegmentor):
         upsampled to half the image size, PAR-refined, argmax-ed and
         upsampled (nearest)."""
         size = inputs.shape[-2:]
-        if not self.train_cfg.get('par'):
+        if self.train_cfg.get('par') is None:  # {} = PAR defaults
             label = label_merge(probs, img_labels)
             return F.interpolate(label[:, None].float(), size=size,
                                  mode='nearest')[:, 0].long()

@@ -31,8 +31,8 @@ class WSSSBaseSegmentor(BaseSegmentor):
     ``test_cfg`` keys: ``scales`` (default ``(1.0, )``), ``flip`` (False),
     ``bg_thr`` (0.45; CAM-only models), ``localizer`` (``'cam'``, or
     ``'getam'`` for class-token-gradient maps in ``cams``, flip pairs
-    summed; see :class:`CAMSegmentor`), ``crf`` (None, or the keyword
-    arguments of :class:`mmseg_wsss.evaluation.DenseCRF`: the segmentation
+    summed; see :class:`CAMSegmentor`), ``crf`` (None; True or a dict
+    of :class:`mmseg_wsss.evaluation.DenseCRF` arguments: the segmentation
     probabilities are refined on the input image and ``seg_logits`` then
     holds the refined probabilities).
     """
@@ -163,7 +163,7 @@ class WSSSBaseSegmentor(BaseSegmentor):
         out = dict(seg_logits=self._seg_logits(maps))
         if 'cam' in maps:
             out['cams'] = normalize_cam(maps['cam'])
-        if cfg.get('crf'):
+        if cfg.get('crf') not in (None, False):
             out['seg_logits'] = self._crf_refine(
                 inputs, out['seg_logits'], scores='seg' not in maps)
         return self.postprocess_maps(out, data_samples)
@@ -177,7 +177,13 @@ class WSSSBaseSegmentor(BaseSegmentor):
         H, W) refined probabilities at the input size."""
         from mmseg_wsss.evaluation.crf import DenseCRF
         if getattr(self, '_crf', None) is None:
-            self._crf = DenseCRF(**self.test_cfg['crf'])
+            crf = self.test_cfg['crf']
+            if crf is True:  # --cfg-options model.test_cfg.crf=True
+                crf = {}
+            if not isinstance(crf, dict):
+                raise TypeError('test_cfg.crf must be True or a dict of '
+                                f'DenseCRF arguments, got {crf!r}')
+            self._crf = DenseCRF(**crf)
         pre = self.data_preprocessor
         imgs = inputs.detach().float()
         if getattr(pre, '_enable_normalize', False):
