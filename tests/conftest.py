@@ -23,6 +23,15 @@ torch.set_num_threads(2)
 init_default_scope('mmseg')
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (for torch.distributed.run in
+    tests; a fixed port can still be held by the previous test's store)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def require_shared(path):
     """Fail (not skip) when the shared assets CI provides are missing, unless
     WSSS_ALLOW_MISSING_SHARED=1 says this machine has none."""

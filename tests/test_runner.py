@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from .conftest import REPO
+from .conftest import REPO, free_port
 
 ENV = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
 
@@ -128,7 +128,7 @@ def test_load_from_and_checkpoint_compat(tmp_path, toy_root):
 def test_dist_train_two_cpu_processes(tmp_path, toy_root):
     work = str(tmp_path / 'dist')
     cfg = write_cfg(tmp_path, toy_root, max_iters=4)
-    env = dict(ENV, PYTHON=sys.executable, PORT='29517')
+    env = dict(ENV, PYTHON=sys.executable, PORT=str(free_port()))
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', work],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -192,7 +192,7 @@ custom_hooks = [dict(type='AssignmentNetEMAHook'),
 optim_wrapper = dict(constructor='TrainableOnlyOptimWrapperConstructor')
 ''')
     work = str(tmp_path / 'dist')
-    env = dict(ENV, PYTHON=sys.executable, PORT='29523',
+    env = dict(ENV, PYTHON=sys.executable, PORT=str(free_port()),
                PYTHONPATH=f'{tmp_path}:{REPO}')
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir', work],

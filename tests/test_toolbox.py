@@ -15,7 +15,7 @@ from mmseg_wsss.evaluation import DenseCRF, cam_probs
 from mmseg_wsss.utils.benchmark import (make_batch, run_benchmark,
                                         supervised_model_cfg)
 
-from .conftest import REPO, tiny_cam_model_cfg
+from .conftest import REPO, free_port, tiny_cam_model_cfg
 from .test_runner import run, write_cfg
 
 
@@ -318,7 +318,7 @@ def test_export_two_processes_equals_one(export_setup):
     _export(cfg_path, ckpt, one)
     log = run([
         sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
-        '2', '--master_port', '29561', 'tools/gen_pseudo_labels.py',
+        '2', '--master_port', str(free_port()), 'tools/gen_pseudo_labels.py',
         cfg_path, ckpt, '--out', two, '--limit', '8', '--workers', '0',
         '--scales', '1.0', '--launcher', 'pytorch'
     ])
