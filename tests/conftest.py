@@ -75,15 +75,18 @@ TINY_VIT = dict(
     aux_layer=-2)
 
 
+TINY_PREPROCESSOR = dict(
+    type='WSSSDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    size=(64, 64))
+
+
 def tiny_cam_model_cfg(num_classes=4, warmup_iters=0, decode_head=True):
     cfg = dict(
         type='CAMSegmentor',
-        data_preprocessor=dict(
-            type='WSSSDataPreprocessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            bgr_to_rgb=True,
-            size=(64, 64)),
+        data_preprocessor=copy.deepcopy(TINY_PREPROCESSOR),
         backbone=copy.deepcopy(TINY_VIT),
         cam_head=dict(type='CAMHead', in_channels=32,
                       num_classes=num_classes),

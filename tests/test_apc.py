@@ -12,7 +12,7 @@ from mmseg_wsss.models.heads import AdaptiveKPooling, HVBiLSTM
 from mmseg_wsss.models.losses import PatchContrastiveLoss
 from mmseg_wsss.models.pseudo_labels import label_merge
 
-from .conftest import REPO, TINY_VIT
+from .conftest import REPO, TINY_PREPROCESSOR, TINY_VIT
 from .test_segmentors import TRAIN_PIPELINE, _batch, _toy_ds, _train
 
 # one image, one class, 7 patches: (B=1, N=7, C=1)
@@ -117,12 +117,7 @@ def tiny_apc_cfg(pooling=dict()):
     vit = dict(copy.deepcopy(TINY_VIT), out_indices=(0, 1, 2))
     return dict(
         type='APC',
-        data_preprocessor=dict(
-            type='WSSSDataPreprocessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            bgr_to_rgb=True,
-            size=(64, 64)),
+        data_preprocessor=copy.deepcopy(TINY_PREPROCESSOR),
         backbone=vit,
         patch_head=dict(
             type='PatchClassifierHead', in_channels=32, num_classes=4,

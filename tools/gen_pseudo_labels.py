@@ -41,16 +41,15 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
-from mmengine.dataset import pseudo_collate
+from mmengine.dataset import Compose, pseudo_collate
 from mmengine.dist import get_dist_info, init_dist
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
-from mmseg.registry import DATASETS, MODELS
+from mmseg.registry import DATASETS
 from PIL import Image
 
 import mmseg_wsss  # noqa: F401
 from mmseg_wsss.evaluation.crf import DenseCRF, cam_probs
-from mmseg_wsss.utils import setup_cpu_distributed
+from mmseg_wsss.utils import init_trained_model, setup_cpu_distributed
 
 
 def parse_args():
@@ -105,10 +104,9 @@ def build_dataset(cfg, ann_file=None, limit=None):
         i.get('seg_map_path') and osp.isfile(i['seg_map_path'])
         for i in infos)
     if has_gt:
-        ds_cfg['pipeline'] = pipeline[:1] + [
-            dict(type='LoadWSSSAnnotations')
-        ] + pipeline[1:]
-        dataset = DATASETS.build(ds_cfg)
+        dataset.pipeline = Compose(pipeline[:1] +
+                                   [dict(type='LoadWSSSAnnotations')] +
+                                   pipeline[1:])
     indices = list(range(len(dataset)))
     if limit:
         indices = indices[:limit]
@@ -217,7 +215,6 @@ def main():
         device = f'cuda:{torch.cuda.current_device()}'
 
     # model -------------------------------------------------------------
-    cfg.model.backbone.pop('pretrained', None)  # weights come from CKPT
     test_cfg = dict(cfg.model.get('test_cfg') or {})
     crf_cfg = test_cfg.pop('crf', None)
     crf_cfg = dict(crf_cfg) if isinstance(crf_cfg, dict) else {}
@@ -234,10 +231,7 @@ def main():
                      f'has {cfg.model.type}')
         test_cfg['predict_net'] = args.source
     cfg.model.test_cfg = test_cfg
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu',
-                    logger='silent')
-    model.to(device).eval()
+    model = init_trained_model(cfg, args.checkpoint, device)
     bg_thr = args.bg_thr if args.bg_thr is not None else test_cfg.get(
         'bg_thr', 0.45)
 

@@ -17,10 +17,10 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
-from mmseg.registry import DATASETS, MODELS
+from mmseg.registry import DATASETS
 
 import mmseg_wsss  # noqa: F401
+from mmseg_wsss.utils import init_trained_model
 from mmseg_wsss.visualization import predict_panel, stack_panels
 
 
@@ -56,10 +56,7 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    cfg.model.backbone.pop('pretrained', None)  # weights come from CKPT
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.to(args.device).eval()
+    model = init_trained_model(cfg, args.checkpoint, args.device)
     dataset = build_dataset(cfg, args.split)
     meta = dataset.metainfo
     ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]

@@ -106,3 +106,17 @@ def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
                               'pip install safetensors to read it') from e
         return load_file(path)
     return _torch_load(path, map_location='cpu')
+
+
+def init_trained_model(cfg, checkpoint: str, device: str = 'cpu'):
+    """Build ``cfg.model`` for inference with the weights of a training
+    ``checkpoint``: the backbone's ``pretrained`` file is not loaded (the
+    checkpoint holds the trained weights), the model is moved to ``device``
+    and put in eval mode. Unlike ``mmseg.apis.init_model`` it keeps
+    ``train_cfg``, whose pseudo-label thresholds the WSSS tools use."""
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+    cfg.model.backbone.pop('pretrained', None)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    return model.to(device).eval()

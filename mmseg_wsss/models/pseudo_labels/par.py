@@ -1,38 +1,34 @@
 """Pixel-adaptive refinement (PAR, AFA/ToCo; ``methods.md`` §1.6)."""
 import math
-from typing import Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
+def _offsets(dilations: Sequence[int]) -> List[Tuple[int, int]]:
+    """The 8 offsets {-d, 0, d}^2 \\ (0, 0) of every dilation, in order."""
+    return [(dy, dx) for d in dilations for dy in (-d, 0, d)
+            for dx in (-d, 0, d) if dy or dx]
+
+
 def _neighbours(x: Tensor, dilations: Sequence[int]) -> Tensor:
-    """(B, C, H, W) -> (B, C, 8 * len(dilations), H, W): the 8 neighbours at
-    offsets {-d, 0, d}^2 of every pixel, replicate padding."""
+    """(B, C, H, W) -> (B, C, 8 * len(dilations), H, W): the neighbours at
+    :func:`_offsets` of every pixel, replicate padding."""
     pad = max(dilations)
     xp = F.pad(x, (pad, pad, pad, pad), mode='replicate')
     h, w = x.shape[-2:]
-    out = []
-    for d in dilations:
-        for dy in (-d, 0, d):
-            for dx in (-d, 0, d):
-                if dy == 0 and dx == 0:
-                    continue
-                out.append(xp[..., pad + dy:pad + dy + h,
-                              pad + dx:pad + dx + w])
-    return torch.stack(out, dim=2)
+    return torch.stack([
+        xp[..., pad + dy:pad + dy + h, pad + dx:pad + dx + w]
+        for dy, dx in _offsets(dilations)
+    ], dim=2)
 
 
 def _offset_lengths(dilations: Sequence[int]) -> Tensor:
-    lengths = []
-    for d in dilations:
-        for dy in (-d, 0, d):
-            for dx in (-d, 0, d):
-                if dy == 0 and dx == 0:
-                    continue
-                lengths.append(math.sqrt(2) * d if dy and dx else float(d))
-    return torch.tensor(lengths)
+    """Length of each offset: d axially, sqrt(2) d diagonally."""
+    return torch.tensor([math.hypot(dy, dx)
+                         for dy, dx in _offsets(dilations)])
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ import torch.nn as nn
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.models.utils import resize
+from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
@@ -42,7 +43,6 @@ class WSSSBaseSegmentor(BaseSegmentor):
     def build_decode_head(self, decode_head) -> None:
         """Build the optional decode head (any mmseg decode head) with
         ``self.num_classes + 1`` classes (background first)."""
-        from mmseg.registry import MODELS
         self.decode_head = None
         if decode_head is None:
             return
@@ -61,7 +61,6 @@ class WSSSBaseSegmentor(BaseSegmentor):
         ``needs_flip_attn`` makes the online forward return head-averaged
         attention and adds one forward of the backbone on the horizontally
         flipped crop; without regularisers neither happens."""
-        from mmseg.registry import MODELS
         self.regularizers = torch.nn.ModuleList(
             [MODELS.build(r) for r in (regularizers or [])])
 
