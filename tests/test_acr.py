@@ -153,7 +153,9 @@ def test_acr_configs_differ_from_their_bases_only_by_the_regularizer():
     for base, acr in (('baseline/cam_tiny_toy.py', 'acr/cam_acr_tiny_toy.py'),
                       ('cosa/cosa_vitb_voc.py', 'acr/cosa_acr_vitb_voc.py'),
                       ('cosa/cosa_dinov2s_coco128.py',
-                       'acr/cosa_acr_dinov2s_coco128.py')):
+                       'acr/cosa_acr_dinov2s_coco128.py'),
+                      ('baseline/cam_dinov2s_coco128.py',
+                       'acr/cam_acr_dinov2s_coco128.py')):
         a = Config.fromfile(osp.join(REPO, 'configs', base))
         b = Config.fromfile(osp.join(REPO, 'configs', acr))
         regs = b.model.pop('regularizers')
@@ -161,6 +163,11 @@ def test_acr_configs_differ_from_their_bases_only_by_the_regularizer():
         if 'coco128' in acr:  # ACR's blocks must be trainable there
             assert b.model.backbone.pop('frozen_stages') == 10
             a.model.backbone.pop('frozen_stages')
+            # ... at a small learning rate (only the backbone's changes)
+            keys = b.optim_wrapper.paramwise_cfg.custom_keys
+            assert keys == {'backbone': {'lr_mult': 0.01}}
+            b.optim_wrapper.pop('paramwise_cfg')
+            assert a.optim_wrapper.to_dict() == b.optim_wrapper.to_dict()
         assert a.model.to_dict() == b.model.to_dict(), acr
         # and the regulariser comes off again from the command line
         b.merge_from_dict({'model.regularizers': []})
