@@ -210,3 +210,33 @@ def test_apc_par_option_refines_the_patch_pseudo_label(toy_root):
     # only background and present classes
     assert set(refined[0].unique().tolist()) <= {0, 1}
     assert set(refined[1].unique().tolist()) <= {0, 2, 3}
+
+
+def test_apc_takes_the_acr_regularizer_from_config(toy_root):
+    """ACR plugs into APC like into the CAM baseline and CoSA: one config
+    entry; only then does the backbone return attention and run a second
+    (flipped) forward, and the ACR gradient reaches the first block."""
+    ds = _toy_ds(toy_root, TRAIN_PIPELINE)
+    batch = _batch(ds, range(2))
+    counts = {}
+    for name, regs in (('plain', None), ('acr', [dict(type='ACRLoss')])):
+        cfg = tiny_apc_cfg()
+        cfg['regularizers'] = regs
+        model = MODELS.build(cfg)
+        calls = counts[name] = []
+        orig = model.backbone.forward_wsss
+
+        def spy(x, with_attn=False, orig=orig, calls=calls):
+            calls.append(with_attn)
+            return orig(x, with_attn=with_attn)
+
+        model.backbone.forward_wsss = spy
+        losses = model.loss(**model.data_preprocessor(batch, True))
+        if name == 'acr':
+            assert losses['loss_acr'].item() > 0
+            losses['loss_acr'].backward()
+            qkv = model.backbone.blocks[0].attn.qkv.weight.grad
+            assert qkv is not None and qkv.abs().sum() > 0
+        else:
+            assert 'loss_acr' not in losses
+    assert counts == {'plain': [False], 'acr': ['mean', 'mean']}
