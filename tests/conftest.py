@@ -103,3 +103,16 @@ def tiny_cam_model_cfg(num_classes=4, warmup_iters=0, decode_head=True):
         train_cfg=dict(warmup_iters=warmup_iters, cam_scales=(1.0, 0.5)),
         test_cfg=dict(scales=(1.0, ), flip=True))
     return cfg
+
+
+def count_backbone_calls(model):
+    """Record the ``with_attn`` argument of every backbone forward."""
+    calls = []
+    orig = model.backbone.forward_wsss
+
+    def spy(x, with_attn=False):
+        calls.append(with_attn)
+        return orig(x, with_attn=with_attn)
+
+    model.backbone.forward_wsss = spy
+    return calls

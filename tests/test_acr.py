@@ -12,7 +12,8 @@ from mmseg.structures import SegDataSample
 from mmseg_wsss.models.losses import ACRLoss, hflip_token_permutation
 from mmseg_wsss.models.pseudo_labels import class_token_gradient_map
 
-from .conftest import REPO, TINY_VIT, tiny_cam_model_cfg
+from .conftest import (REPO, TINY_VIT, count_backbone_calls,
+                       tiny_cam_model_cfg)
 
 
 @pytest.mark.parametrize('grid', [(3, 3), (2, 3), (4, 6), (5, 1)])
@@ -119,29 +120,17 @@ def _batch(n=2, size=(64, 48), strong=False):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def _count_backbone_calls(model):
-    calls = []
-    orig = model.backbone.forward_wsss
-
-    def spy(x, with_attn=False):
-        calls.append(with_attn)
-        return orig(x, with_attn=with_attn)
-
-    model.backbone.forward_wsss = spy
-    return calls
-
-
 def test_regularizer_is_added_and_removed_by_config_alone():
     cfg = tiny_cam_model_cfg(warmup_iters=100)
     plain = MODELS.build(cfg)
-    calls = _count_backbone_calls(plain)
+    calls = count_backbone_calls(plain)
     losses = plain.loss(**plain.data_preprocessor(_batch(), True))
     assert 'loss_acr' not in losses
     assert calls == [False], 'no attention, no extra forward without ACR'
 
     cfg['regularizers'] = [dict(type='ACRLoss', loss_weight=125.0)]
     reg = MODELS.build(cfg)
-    calls = _count_backbone_calls(reg)
+    calls = count_backbone_calls(reg)
     losses = reg.loss(**reg.data_preprocessor(_batch(), True))
     assert calls == ['mean', 'mean'], 'online + flipped forward'
     assert losses['loss_acr'].item() > 0
@@ -179,7 +168,7 @@ def test_cosa_with_acr_regularizes_the_online_network():
     cfg.update(type='CoSA', momentum=0.9,
                regularizers=[dict(type='ACRLoss')])
     model = MODELS.build(cfg)
-    calls = _count_backbone_calls(model)
+    calls = count_backbone_calls(model)
     losses = model.loss(**model.data_preprocessor(_batch(strong=True), True))
     assert losses['loss_acr'].item() > 0
     assert calls == ['mean', 'mean']

@@ -12,7 +12,8 @@ from mmseg_wsss.models.heads import AdaptiveKPooling, HVBiLSTM
 from mmseg_wsss.models.losses import PatchContrastiveLoss
 from mmseg_wsss.models.pseudo_labels import label_merge
 
-from .conftest import REPO, TINY_PREPROCESSOR, TINY_VIT
+from .conftest import (REPO, TINY_PREPROCESSOR, TINY_VIT,
+                       count_backbone_calls)
 from .test_segmentors import TRAIN_PIPELINE, _batch, _toy_ds, _train
 
 # one image, one class, 7 patches: (B=1, N=7, C=1)
@@ -223,14 +224,7 @@ def test_apc_takes_the_acr_regularizer_from_config(toy_root):
         cfg = tiny_apc_cfg()
         cfg['regularizers'] = regs
         model = MODELS.build(cfg)
-        calls = counts[name] = []
-        orig = model.backbone.forward_wsss
-
-        def spy(x, with_attn=False, orig=orig, calls=calls):
-            calls.append(with_attn)
-            return orig(x, with_attn=with_attn)
-
-        model.backbone.forward_wsss = spy
+        counts[name] = count_backbone_calls(model)
         losses = model.loss(**model.data_preprocessor(batch, True))
         if name == 'acr':
             assert losses['loss_acr'].item() > 0

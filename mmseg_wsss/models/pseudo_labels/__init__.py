@@ -12,6 +12,7 @@ __all__ = [
     'normalize_cam', 'mask_cam_by_labels', 'cam_to_label',
     'cam_to_label_with_bg_threshold', 'multi_scale_flip',
     'resize_to_multiple', 'raw_weights', 'seg_pseudo_label',
-    'label_merge', 'par_refine', 'class_token_gradient_map', 'DynamicThreshold',
+    'label_merge', 'par_refine', 'class_token_gradient_map',
+    'DynamicThreshold',
     'fit_gmm_1d', 'gmm_thresholds'
 ]
