@@ -167,6 +167,34 @@ def test_apc_predicts_patch_maps_and_decoder(toy_root):
                                torch.full((h, w), 2.0), atol=1e-4, rtol=0)
 
 
+def test_apc_pseudo_scores_give_the_label_merged_pseudo_mask():
+    """``predict``'s ``pseudo_scores`` argmax-ed over the background and the
+    present classes is :func:`label_merge` of the patch softmax -- what the
+    decoder trains on and ``PseudoMaskMetric`` reports as ``own_mIoU``."""
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    cfg = tiny_apc_cfg()
+    cfg['test_cfg'] = dict(scales=(1.0, ), flip=False)
+    model = MODELS.build(cfg).eval()
+    probs = (3 * torch.randn(2, 5, 6, 7)).softmax(1)
+    labels = torch.tensor([[1., 0, 0, 1], [0, 1, 1, 0]])
+    # maps at the input size: no resizing between P and the prediction
+    model.forward_maps = lambda x: dict(cam=probs[:, 1:], pseudo=probs,
+                                        seg=probs.log())
+    samples = [SegDataSample(metainfo=dict(ori_shape=(6, 7)))
+               for _ in range(2)]
+    outs = model.predict(torch.zeros(2, 3, 6, 7), samples)
+    expected = label_merge(probs, labels)
+    for out, lab, exp in zip(outs, labels, expected):
+        scores = out.pseudo_scores.data
+        assert scores.shape == (5, 6, 7)
+        torch.testing.assert_close(scores.flatten(1).max(1)[0],
+                                   torch.ones(5))
+        keep = torch.cat([torch.ones(1), lab]).bool()
+        scores[~keep] = -1
+        assert torch.equal(scores.argmax(0), exp)
+
+
 def test_apc_pooling_ablation_switches_from_config():
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'apc', 'apc_tiny_toy.py'))
     for mode in ('avg', 'max', 'topk', 'akp'):

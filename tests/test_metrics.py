@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
@@ -6,9 +7,11 @@ from mmseg.structures import SegDataSample
 from mmseg_wsss.evaluation import LabelMaskedIoUMetric, PseudoMaskMetric
 
 
-def _sample(cams, labels, gt, logits=None):
+def _sample(cams, labels, gt, logits=None, pseudo=None):
     s = SegDataSample()
     s.cams = PixelData(data=torch.as_tensor(cams, dtype=torch.float32))
+    if pseudo is not None:
+        s.pseudo_scores = PixelData(data=torch.as_tensor(pseudo).float())
     s.gt_img_labels = torch.as_tensor(labels, dtype=torch.float32)
     s.gt_sem_seg = PixelData(data=torch.as_tensor(gt)[None])
     if logits is not None:
@@ -62,6 +65,43 @@ def test_pseudo_mask_metric_matches_numpy_and_finds_threshold():
     metric2.process({}, [_sample(*s) for s in samples])
     assert np.isclose(metric2.evaluate(6)['cam/mIoU'],
                       100 * ref[0.2], atol=0.01)
+
+
+def test_pseudo_mask_metric_own_background_by_hand():
+    """``pseudo_scores`` (K+1 maps, background first): argmax over the
+    background and the present classes, no threshold."""
+    # K = 2, one 1x4 image holding class 2 only; gt = bg, bg, 2, 2
+    gt = np.array([[0, 0, 2, 2]])
+    pseudo = np.array([[[0.9, 0.4, 0.3, 0.1]],     # background
+                       [[0.1, 0.9, 0.9, 0.9]],     # class 1: absent
+                       [[0.2, 0.3, 0.6, 0.2]]])    # class 2
+    # class 1 masked: pred = 0, 0 (0.4 > 0.3), 2, 2 (0.2 > 0.1)
+    # -> perfect: bg IoU 2/2, class 2 IoU 2/2, class 1 absent (nan)
+    s = _sample(pseudo[1:], [0.0, 1.0], gt, pseudo=pseudo)
+    metric = PseudoMaskMetric(bg_thrs=[0.5])
+    metric.dataset_meta = dict(classes=('background', 'a', 'b'))
+    metric.process({}, [s])
+    # second image, both classes present, gt = 1, 1, 2, 0
+    gt2 = np.array([[1, 1, 2, 0]])
+    # pred = 1, 1, 1, 2 (bg 0.9 loses to class 1's 0.95)
+    pseudo2 = np.array([[[0.9, 0.1, 0.1, 0.3]],
+                        [[0.95, 0.8, 0.7, 0.1]],
+                        [[0.0, 0.1, 0.6, 0.4]]])
+    metric.process({}, [_sample(pseudo2[1:], [1.0, 1.0], gt2,
+                                pseudo=pseudo2)])
+    res = metric.evaluate(2)
+    # totals: gt bg {0,0,0} -> pred {0,0,2}; gt 1 {1,1} -> {1,1};
+    # gt 2 {2,2,2} -> {2,2,1}
+    # bg: inter 2, union 3 + 2 - 2 = 3; class 1: inter 2, union 2 + 3 - 2
+    # = 3; class 2: inter 2, union 3 + 3 - 2 = 4
+    assert res['cam/own_mIoU'] == round(100 * (2 / 3 + 2 / 3 + 2 / 4) / 3,
+                                        2)
+    assert 'cam/mIoU' in res and res['cam/bg_thr'] == 0.5
+    # mixing predictions with and without pseudo_scores is an error
+    metric2 = PseudoMaskMetric(bg_thrs=[0.5])
+    metric2.process({}, [s])
+    with pytest.raises(ValueError, match='pseudo_scores'):
+        metric2.process({}, [_sample(pseudo[1:], [0.0, 1.0], gt)])
 
 
 def test_label_masked_iou():

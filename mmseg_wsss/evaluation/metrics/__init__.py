@@ -1,8 +1,8 @@
 from .label_masked_iou_metric import LabelMaskedIoUMetric
-from .pseudo_mask_metric import (PseudoMaskMetric, confusion_per_threshold,
-                                 iou_from_confusion)
+from .pseudo_mask_metric import (PseudoMaskMetric, confusion_own_background,
+                                 confusion_per_threshold, iou_from_confusion)
 
 __all__ = [
     'PseudoMaskMetric', 'LabelMaskedIoUMetric', 'confusion_per_threshold',
-    'iou_from_confusion'
+    'confusion_own_background', 'iou_from_confusion'
 ]

@@ -44,6 +44,30 @@ def confusion_per_threshold(cams: torch.Tensor, img_labels: torch.Tensor,
                           ).view(len(thresholds), c, c)
 
 
+def confusion_own_background(scores: torch.Tensor, img_labels: torch.Tensor,
+                             gt: torch.Tensor,
+                             ignore_index: int = 255) -> torch.Tensor:
+    """Confusion matrix of a model's own pseudo-masks: the argmax of its
+    (K+1, H, W) scores (background first) over the background and the
+    present classes -- APC's label merge.
+
+    Returns:
+        Tensor: (K+1, K+1) int64, rows = ground truth, cols = prediction.
+    """
+    c = scores.shape[0]
+    keep_cls = torch.cat([img_labels.new_ones(1), img_labels]).to(scores)
+    masked = torch.where(keep_cls.view(-1, 1, 1) > 0, scores,
+                         scores.new_tensor(float('-inf')))
+    pred = masked.argmax(dim=0).flatten()
+    gt = gt.flatten().long()
+    keep = gt != ignore_index
+    pred, gt = pred[keep], gt[keep]
+    if gt.numel() and int(gt.max()) >= c:
+        raise ValueError(f'ground truth has label {int(gt.max())} but the '
+                         f'pseudo scores have only {c - 1} classes')
+    return torch.bincount(gt * c + pred, minlength=c * c).view(c, c)
+
+
 def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
     """Per-class IoU (nan for classes absent from both gt and prediction)."""
     inter = np.diagonal(conf, axis1=-2, axis2=-1).astype(np.float64)
@@ -62,6 +86,12 @@ class PseudoMaskMetric(BaseMetric):
     t; the mIoU is computed for every t in ``bg_thrs`` and the best one is
     reported with its threshold.
 
+    Models that decide the background themselves (APC: per-patch softmax
+    over K+1 classes) also put their own (K+1, H, W) scores, background
+    first, in ``pseudo_scores``; the metric then reports, besides the
+    sweep, ``own_mIoU``: the mIoU of their argmax over the background and
+    the present classes (APC's label-merged pseudo-masks, no threshold).
+
     Args:
         bg_thrs (Sequence[float], optional): Background scores to sweep.
             Defaults to 0.00, 0.05, ..., 0.95.
@@ -71,8 +101,8 @@ class PseudoMaskMetric(BaseMetric):
         prefix (str): Metric-name prefix. Defaults to ``'cam'``.
 
     Returns (from :meth:`compute_metrics`): ``mIoU`` (best, in %) and
-    ``bg_thr`` (its threshold); the whole sweep and the per-class IoU are
-    printed to the log.
+    ``bg_thr`` (its threshold), and ``own_mIoU`` with ``pseudo_scores``; the
+    whole sweep and the per-class IoUs are printed to the log.
     """
     default_prefix = 'cam'
 
@@ -91,7 +121,6 @@ class PseudoMaskMetric(BaseMetric):
         self.ignore_index = ignore_index
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        thrs = None
         for sample in data_samples:
             if self.cam_key not in sample:
                 raise KeyError(
@@ -101,25 +130,36 @@ class PseudoMaskMetric(BaseMetric):
             thrs = torch.tensor(self.bg_thrs, device=cams.device)
             gt = sample['gt_sem_seg']['data'].squeeze(0).to(cams.device)
             labels = sample['gt_img_labels'].to(cams.device)
-            conf = confusion_per_threshold(cams, labels, gt, thrs,
-                                           self.ignore_index).cpu().numpy()
+            conf = dict(sweep=confusion_per_threshold(
+                cams, labels, gt, thrs, self.ignore_index).cpu().numpy())
+            if 'pseudo_scores' in sample:
+                conf['own'] = confusion_own_background(
+                    sample['pseudo_scores']['data'].float(), labels, gt,
+                    self.ignore_index).cpu().numpy()
             # one running sum per rank keeps memory flat on large train sets
-            if self.results:
-                self.results[0] += conf
-            else:
+            if not self.results:
                 self.results.append(conf)
+                continue
+            total = self.results[0]
+            if total.keys() != conf.keys():
+                raise ValueError('some predictions carry pseudo_scores and '
+                                 'some do not')
+            for key in total:
+                total[key] += conf[key]
 
-    def compute_metrics(self, results: List[np.ndarray]) -> Dict[str, float]:
-        conf = np.sum(results, axis=0)
-        ious = iou_from_confusion(conf)  # (T, C)
-        mious = np.nanmean(ious, axis=1)
-        best = int(np.nanargmax(mious))
-        classes = self.dataset_meta.get('classes') if self.dataset_meta \
-            else None
+    def _class_table(self, ious: np.ndarray) -> str:
+        classes = (self.dataset_meta or {}).get('classes')
         table = PrettyTable(field_names=['Class', 'IoU'])
-        for i, iou in enumerate(ious[best]):
+        for i, iou in enumerate(ious):
             name = classes[i] if classes and i < len(classes) else str(i)
             table.add_row([name, f'{100 * iou:.2f}'])
+        return table.get_string()
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        ious = iou_from_confusion(  # (T, C)
+            np.sum([r['sweep'] for r in results], axis=0))
+        mious = np.nanmean(ious, axis=1)
+        best = int(np.nanargmax(mious))
         sweep = PrettyTable(field_names=['bg_thr'] + [f'{t:.2f}'
                                                       for t in self.bg_thrs])
         sweep.add_row(['mIoU'] + [f'{100 * m:.1f}' for m in mious])
@@ -128,8 +168,16 @@ class PseudoMaskMetric(BaseMetric):
                   sweep.get_string(), logger=logger)
         print_log(
             f'pseudo-mask IoU per class at the best background threshold '
-            f'{self.bg_thrs[best]:.2f}:\n' + table.get_string(),
+            f'{self.bg_thrs[best]:.2f}:\n' + self._class_table(ious[best]),
             logger=logger)
-        return OrderedDict(
+        out = OrderedDict(
             mIoU=round(100 * float(mious[best]), 2),
             bg_thr=self.bg_thrs[best])
+        if 'own' in results[0]:
+            own = iou_from_confusion(
+                np.sum([r['own'] for r in results], axis=0))
+            print_log(
+                "pseudo-mask IoU per class with the model's own background "
+                '(pseudo_scores):\n' + self._class_table(own), logger=logger)
+            out['own_mIoU'] = round(100 * float(np.nanmean(own)), 2)
+        return out

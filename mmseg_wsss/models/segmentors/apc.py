@@ -24,8 +24,12 @@ class APC(WSSSBaseSegmentor):
     (:func:`label_merge`, each patch's class copied to its pixels; crop
     padding ignored).
 
-    Prediction: ``cams`` are the patch foreground probabilities P[1:],
-    ``seg_logits`` the decoder's (or, without a decoder, P itself).
+    Prediction: ``cams`` are the patch foreground probabilities P[1:]
+    (min-max normalised: the CAM protocol's background sweep),
+    ``pseudo_scores`` P with each class divided by its peak (the label
+    merge: argmax over the background and the present classes is APC's
+    pseudo-mask, ``PseudoMaskMetric``'s ``own_mIoU``), ``seg_logits`` the
+    decoder's (or, without a decoder, P itself).
 
     Args:
         backbone (dict): A :class:`WSSSViT` (its ``out_indices`` feed the
@@ -69,7 +73,7 @@ class APC(WSSSBaseSegmentor):
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
         feats = self.backbone.forward_wsss(inputs)
         probs, _ = self.patch_head(feats['tokens'])
-        maps = dict(cam=probs[:, 1:])
+        maps = dict(cam=probs[:, 1:], pseudo=probs)
         maps['seg'] = self.decode_head(feats['outs']) \
             if self.decode_head is not None else probs
         return maps

@@ -27,7 +27,13 @@ class WSSSBaseSegmentor(BaseSegmentor):
       argmax (label-free), or, for a model without one, CAMs with a constant
       background score ``test_cfg.bg_thr``;
     - ``cams`` (K, H, W): normalised CAMs in [0, 1], for the pseudo-mask
-      metric and pictures.
+      metric and pictures;
+    - ``pseudo_scores`` (K+1, H, W), when ``forward_maps`` also returns
+      ``pseudo``: a model's own pseudo-label scores with its own background
+      (APC: the per-patch softmax), flip pairs and scales summed, each class
+      divided by its peak -- argmax-ed over the background and the present
+      classes they give the model's pseudo-mask (``PseudoMaskMetric``'s
+      ``own_mIoU``).
 
     ``test_cfg`` keys: ``scales`` (default ``(1.0, )``), ``flip`` (False),
     ``bg_thr`` (0.45; CAM-only models), ``localizer`` (``'cam'``, or
@@ -162,6 +168,10 @@ class WSSSBaseSegmentor(BaseSegmentor):
         out = dict(seg_logits=self._seg_logits(maps))
         if 'cam' in maps:
             out['cams'] = normalize_cam(maps['cam'])
+        if 'pseudo' in maps:
+            peak = maps['pseudo'].flatten(2).max(dim=-1)[0]
+            out['pseudo_scores'] = maps['pseudo'] / peak.clamp(
+                min=1e-8)[..., None, None]
         if cfg.get('crf') not in (None, False):
             out['seg_logits'] = self._crf_refine(
                 inputs, out['seg_logits'], scores='seg' not in maps)
