@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import subprocess
 import sys
 
 import numpy as np
@@ -16,7 +17,7 @@ from mmseg_wsss.utils.benchmark import (make_batch, run_benchmark,
                                         supervised_model_cfg)
 
 from .conftest import REPO, free_port, tiny_cam_model_cfg
-from .test_runner import run, write_cfg
+from .test_runner import ENV, run, write_cfg
 
 
 # ------------------------------------------------------------------ CRF
@@ -199,6 +200,59 @@ def test_export_crf_changes_labels(export_setup):
     a = np.array(Image.open(osp.join(plain, 'SegmentationClass', name)))
     b = np.array(Image.open(osp.join(crf, 'SegmentationClass', name)))
     assert a.shape == b.shape and (a != b).any()
+
+
+def test_export_source_own_writes_apcs_label_merged_masks(
+        tmp_path, toy_root, export_setup):
+    """``--source own``: APC's own pseudo-masks (the label merge of its patch
+    softmax), the same labels ``predict``'s ``pseudo_scores`` give; a model
+    without them is refused with a clear message."""
+    from mmengine.dataset import pseudo_collate
+    base = osp.join(REPO, 'configs', 'apc', 'apc_tiny_toy.py')
+    cfg_path = tmp_path / 'apc.py'
+    cfg_path.write_text(f'''
+_base_ = [{base!r}]
+train_dataloader = dict(num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root={toy_root!r}))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root={toy_root!r}))
+''')
+    cfg = Config.fromfile(str(cfg_path))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'apc.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    out = str(tmp_path / 'own')
+    _export(str(cfg_path), ckpt, out, '--source', 'own')
+    ids = open(osp.join(out, 'ImageSets/Segmentation/train.txt')).read(
+    ).split()
+    ds = DATASETS.build(dict(cfg.train_dataloader.dataset, test_mode=True,
+                             pipeline=cfg.val_dataloader.dataset.pipeline))
+    model.eval()
+    seen = set()
+    for i, img_id in enumerate(ids[:3]):
+        with torch.no_grad():
+            pred = model.test_step(pseudo_collate([ds[i]]))[0]
+        labels = pred.gt_img_labels
+        scores = pred.pseudo_scores.data.clone()
+        scores[~torch.cat([torch.ones(1), labels]).bool()] = -1
+        png = np.array(Image.open(
+            osp.join(out, 'SegmentationClass', img_id + '.png')))
+        # the export stores float16 probabilities: near-ties may differ
+        assert (png == scores.argmax(0).numpy()).mean() > 0.995
+        present = {0} | {k + 1 for k in range(4) if labels[k]}
+        assert set(np.unique(png).tolist()) <= present
+        seen |= set(np.unique(png).tolist())
+    assert len(seen) > 1  # not all background
+    cam_cfg, cam_ckpt, _ = export_setup
+    proc = subprocess.run([
+        sys.executable, 'tools/gen_pseudo_labels.py', cam_cfg, cam_ckpt,
+        '--out', str(tmp_path / 'refused'), '--limit', '1', '--source', 'own'
+    ], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert '--source own needs a model with its own pseudo-masks' in \
+        proc.stderr
 
 
 # ------------------------------------------------------------ benchmark

@@ -1,7 +1,7 @@
 """Export pseudo-labels of a trained WSSS model as VOC-layout palette PNGs.
 
     python tools/gen_pseudo_labels.py CONFIG CHECKPOINT --out DIR
-        [--source cam|seg|an|on] [--crf] [--scales 1.0 0.5 1.5] [--no-flip]
+        [--source cam|seg|own|an|on] [--crf] [--scales 1.0 0.5 1.5] [--no-flip]
         [--bg-thr 0.45] [--ann-file LIST] [--workers 4] [--launcher pytorch]
 
 This is the "multi-stage" path: the export is a dataset root that mmseg's
@@ -17,7 +17,9 @@ DeepLab / SegFormer on::
 
 Sources: ``cam`` (multi-scale CAMs of present classes against a constant
 background ``--bg-thr``), ``seg`` (the segmentation head, as ``predict``
-uses it), ``an`` / ``on`` (CoSA's assignment / online network's head).
+uses it), ``own`` (the model's own pseudo-masks, for models that decide the
+background themselves: APC's label-merged patch softmax, what its decoder
+trains on), ``an`` / ``on`` (CoSA's assignment / online network's head).
 The image-level labels of the (training) images mask absent classes unless
 ``--no-label-mask``. ``--crf`` refines with DenseCRF (the config's
 ``model.test_cfg.crf`` settings if it has them).
@@ -59,7 +61,7 @@ def parse_args():
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--out', required=True, help='export root')
-    parser.add_argument('--source', choices=['cam', 'seg', 'an', 'on'],
+    parser.add_argument('--source', choices=['cam', 'seg', 'own', 'an', 'on'],
                         default='cam')
     parser.add_argument('--crf', action='store_true', help='DenseCRF')
     parser.add_argument('--scales', type=float, nargs='+',
@@ -175,6 +177,17 @@ def model_probs(model, batch, source, bg_thr, label_mask, num_classes):
         probs = cam_probs(out.cams.data.float(), bg_thr,
                           labels.to(out.cams.data.device)
                           if labels is not None else None)
+    elif source == 'own':
+        if 'pseudo_scores' not in out:
+            sys.exit(f'--source own needs a model with its own pseudo-masks '
+                     f'(predictions with pseudo_scores, e.g. APC); '
+                     f'{type(model).__name__} has none: use --source cam '
+                     f'or seg')
+        probs = out.pseudo_scores.data.float()  # label merge (APC)
+        if labels is not None:
+            keep = torch.cat([labels.new_ones(1), labels]).to(probs)
+            probs = probs * keep[:, None, None]
+        probs = probs / probs.sum(0, keepdim=True).clamp(min=1e-8)
     else:
         logits = out.seg_logits.data.float()
         if labels is not None:
