@@ -91,7 +91,8 @@ def test_dinov2_loads_strictly_and_attention_is_stochastic():
     vit.init_weights()
     sd = torch.load(DINOV2, map_location='cpu', weights_only=True)
     conv = convert_timm_vit(sd, vit.pos_hw)
-    assert torch.equal(vit.blocks[5].attn.qkv.weight, sd['blocks.5.attn.qkv.weight'])
+    assert torch.equal(vit.blocks[5].attn.qkv.weight,
+                       sd['blocks.5.attn.qkv.weight'])
     assert torch.equal(vit.pos_embed, conv['pos_embed'])
     assert sum(p.numel() for p in vit.parameters()) == 22_056_192
     vit.eval()

@@ -21,7 +21,10 @@ def _mixture(n=30000, seed=0):
 def _bayes_boundary(a, b):
     """Where the weighted densities of components a and b are equal."""
     grid = np.linspace(a[0], b[0], 20001)
-    pdf = lambda c: c[2] / c[1] * np.exp(-0.5 * ((grid - c[0]) / c[1])**2)
+
+    def pdf(c):
+        return c[2] / c[1] * np.exp(-0.5 * ((grid - c[0]) / c[1])**2)
+
     return grid[np.argmin(np.abs(np.log(pdf(a)) - np.log(pdf(b))))]
 
 

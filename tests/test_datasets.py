@@ -137,7 +137,8 @@ def test_real_voc_metadata():
     require_shared(VOC_META)
     labels = load_cls_labels(osp.join(VOC_META, 'cls_labels_onehot.npy'))
     assert len(labels) == 12031
-    ids = [l.strip() for l in open(osp.join(VOC_META, 'train_aug.txt'))]
+    ids = [line.strip()
+           for line in open(osp.join(VOC_META, 'train_aug.txt'))]
     assert len(ids) == 10582
     assert all(labels[i].shape == (20, ) for i in ids)
     assert all(labels[i].any() for i in ids)  # no empty VOC image

@@ -8,8 +8,8 @@ from mmseg_wsss.models.pseudo_labels import (cam_to_label,
 
 
 def test_normalize_cam_per_image_and_class():
-    cam = torch.tensor([[[[1.0, 3.0], [5.0, 9.0]], [[-2.0, -2.0],
-                                                     [0.0, 2.0]]]])
+    cam = torch.tensor([[[[1.0, 3.0], [5.0, 9.0]],
+                         [[-2.0, -2.0], [0.0, 2.0]]]])
     out = normalize_cam(cam, eps=0.0)
     assert torch.allclose(out[0, 0], torch.tensor([[0.0, 0.25], [0.5, 1.0]]))
     assert torch.allclose(out[0, 1], torch.tensor([[0.0, 0.0], [0.5, 1.0]]))

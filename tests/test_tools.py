@@ -81,7 +81,8 @@ def test_convert_vit_weights_roundtrip(tmp_path):
          '--check-patch', '8'], cwd=REPO, capture_output=True, text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "'patch_size': 8" in proc.stdout and "'num_layers': 2" in proc.stdout
+    assert "'patch_size': 8" in proc.stdout
+    assert "'num_layers': 2" in proc.stdout
     out = torch.load(tmp_path / 'out.pth', weights_only=True)
     assert out.keys() == src.state_dict().keys()
     dst = WSSSViT(img_size=32, patch_size=8, embed_dims=32, num_layers=2,

@@ -19,7 +19,8 @@ from mmseg_wsss.utils import load_state_dict_file
 
 
 def describe(sd):
-    depth = 1 + max(int(k.split('.')[1]) for k in sd if k.startswith('blocks.'))
+    depth = 1 + max(
+        int(k.split('.')[1]) for k in sd if k.startswith('blocks.'))
     dims = sd['cls_token'].shape[-1]
     proj = sd['patch_embed.proj.weight']
     grid = int(math.isqrt(sd['pos_embed'].shape[1] - 1))

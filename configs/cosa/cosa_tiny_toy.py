@@ -10,7 +10,7 @@
 # at m = 1 / 3 / 9, colour and contrast 0.44-0.49 at m = 1; the ops and
 # magnitudes kept here all score >= 0.89. On natural images keep the paper's
 # full set (cosa_vitb_voc.py); the paper's view on this set:
-#   --cfg-options "train_dataloader.dataset.pipeline.5.ops=[identity,autocontrast,equalize,solarize,color,contrast,brightness,sharpness,posterize]" train_dataloader.dataset.pipeline.5.magnitude_range=[1,9]
+#   --cfg-options "train_dataloader.dataset.pipeline.5.ops=[identity,autocontrast,equalize,solarize,color,contrast,brightness,sharpness,posterize]" train_dataloader.dataset.pipeline.5.magnitude_range=[1,9]  # noqa: E501
 _base_ = ['../baseline/cam_tiny_toy.py']
 crop_size = (128, 128)
 model = dict(

@@ -76,7 +76,9 @@ def _load_from_local(filename, map_location):
 
 
 def install_checkpoint_compat() -> None:
-    """Make mmengine's checkpoint loading work with torch >= 2.6. Idempotent."""
+    """Make mmengine's checkpoint loading work with torch >= 2.6.
+
+    Idempotent."""
     global _installed
     if _installed:
         return

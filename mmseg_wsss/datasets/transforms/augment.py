@@ -119,8 +119,8 @@ PHOTOMETRIC_OPS = {
     'identity': lambda img, m: img,
     'autocontrast': lambda img, m: ImageOps.autocontrast(img),
     'equalize': lambda img, m: ImageOps.equalize(img),
-    'solarize': lambda img, m: ImageOps.solarize(img, min(int(25.6 * m),
-                                                           255)),
+    'solarize': lambda img, m: ImageOps.solarize(
+        img, min(int(25.6 * m), 255)),
     'color': _enhance(ImageEnhance.Color),
     'contrast': _enhance(ImageEnhance.Contrast),
     'brightness': _enhance(ImageEnhance.Brightness),

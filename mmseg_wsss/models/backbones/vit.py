@@ -126,8 +126,10 @@ class PatchEmbed(nn.Module):
         return self.proj(x)
 
 
-def resize_pos_embed(pos_embed: Tensor, src_hw: Sequence[int],
-                     dst_hw: Sequence[int], num_extra_tokens: int = 1) -> Tensor:
+def resize_pos_embed(pos_embed: Tensor,
+                     src_hw: Sequence[int],
+                     dst_hw: Sequence[int],
+                     num_extra_tokens: int = 1) -> Tensor:
     """Bicubically resize a (1, extra + h*w, C) position embedding."""
     if tuple(src_hw) == tuple(dst_hw):
         return pos_embed

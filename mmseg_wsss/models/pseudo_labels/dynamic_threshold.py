@@ -102,7 +102,8 @@ class DynamicThreshold(nn.Module):
 
     @torch.no_grad()
     def update(self, samples: Tensor) -> Tuple[float, float]:
-        """Queue ``samples`` (any shape), refit, smooth; returns (low, high)."""
+        """Queue ``samples`` (any shape), refit, smooth; return (low,
+        high)."""
         if not self.enabled:
             return self.thresholds
         x = samples.detach().flatten().float()
@@ -114,7 +115,8 @@ class DynamicThreshold(nn.Module):
                 self.queue_ptr.zero_()
                 self.queue_len.fill_(size)
             else:
-                idx = (self.queue_ptr + torch.arange(n, device=x.device)) % size
+                idx = (self.queue_ptr +
+                       torch.arange(n, device=x.device)) % size
                 self.queue[idx] = x
                 self.queue_ptr.copy_((self.queue_ptr + n) % size)
                 self.queue_len.copy_(torch.clamp(self.queue_len + n, max=size))

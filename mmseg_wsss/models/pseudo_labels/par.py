@@ -41,8 +41,9 @@ def par_refine(img: Tensor,
     """Refine maps with colour/position affinities of each pixel's 48
     dilated neighbours.
 
-    ``kappa_rgb(x, n) = mean_c -(|I_c(n) - I_c(x)| / ((sigma_c(x) + 1e-8) w1))^2``
-    (sigma = std of the neighbours), ``kappa_pos(x, n) = -(delta(n) / ((std
+    ``kappa_rgb(x, n) = mean_c -(|I_c(n) - I_c(x)| /
+    ((sigma_c(x) + 1e-8) w1))^2`` (sigma = std of the neighbours),
+    ``kappa_pos(x, n) = -(delta(n) / ((std
     delta + 1e-8) w1))^2`` (delta = d, or sqrt(2) d diagonally);
     ``alpha = softmax_n kappa_rgb + w2 softmax_n kappa_pos``; ``num_iter``
     times ``M <- sum_n alpha(x, n) M(n)``. The callers run it on the image
