@@ -345,6 +345,11 @@ def main():
         t = torch.from_numpy(conf)
         torch_dist.all_reduce(t)
         conf = t.numpy()
+        # leave together and close the group: a gloo rank that exits with
+        # the group still open can abort ("terminate called without an
+        # active exception") and fail the whole launch
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
     if rank != 0:
         return
     summary = dict(
