@@ -102,8 +102,9 @@ class DynamicThreshold(nn.Module):
 
     @torch.no_grad()
     def update(self, samples: Tensor) -> Tuple[float, float]:
-        """Queue ``samples`` (any shape), refit, smooth; return (low,
-        high)."""
+        """Queue ``samples`` (any shape), refit and smooth.
+
+        Returns the (low, high) thresholds."""
         if not self.enabled:
             return self.thresholds
         x = samples.detach().flatten().float()
