@@ -51,6 +51,7 @@ from PIL import Image
 
 import mmseg_wsss  # noqa: F401
 from mmseg_wsss.evaluation.crf import DenseCRF, cam_probs
+from mmseg_wsss.models.pseudo_labels import label_merge
 from mmseg_wsss.utils import init_trained_model, setup_cpu_distributed
 
 
@@ -183,11 +184,11 @@ def model_probs(model, batch, source, bg_thr, label_mask, num_classes):
                      f'(predictions with pseudo_scores, e.g. APC); '
                      f'{type(model).__name__} has none: use --source cam '
                      f'or seg')
-        probs = out.pseudo_scores.data.float()  # label merge (APC)
-        if labels is not None:
-            keep = torch.cat([labels.new_ones(1), labels]).to(probs)
-            probs = probs * keep[:, None, None]
-        probs = probs / probs.sum(0, keepdim=True).clamp(min=1e-8)
+        scores = out.pseudo_scores.data.float()
+        present = labels if labels is not None else \
+            scores.new_ones(scores.shape[0] - 1)
+        probs = label_merge(scores[None], present[None].to(scores),
+                            return_scores=True)[0]
     else:
         logits = out.seg_logits.data.float()
         if labels is not None:
