@@ -4,9 +4,11 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from .conftest import REPO, free_port
@@ -14,14 +16,16 @@ from .conftest import REPO, free_port
 ENV = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
 
 
-def write_cfg(tmp_path, toy_root, max_iters, warmup=2, name='cfg.py'):
+def write_cfg(tmp_path, toy_root, max_iters, warmup=2, name='cfg.py',
+              val_interval=None, num_workers=0):
     """cam_tiny_toy.py on the test's toy set, tiny and fast."""
     base = osp.join(REPO, 'configs', 'baseline', 'cam_tiny_toy.py')
     loader = ("dict(num_workers=0, persistent_workers=False, "
               "dataset=dict(data_root=%r))" % toy_root)
     text = f'''
 _base_ = [{base!r}]
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+train_dataloader = dict(batch_size=4, num_workers={num_workers},
+                        persistent_workers=False,
                         dataset=dict(data_root={toy_root!r}))
 val_dataloader = {loader}
 test_dataloader = val_dataloader
@@ -39,7 +43,8 @@ val_cfg = dict(extra_evals=[dict(
                      pipeline={{{{_base_.test_pipeline}}}})),
     evaluator=dict(type='PseudoMaskMetric'))])
 model = dict(train_cfg=dict(warmup_iters={warmup}, cam_scales=(1.0, )))
-train_cfg = dict(max_iters={max_iters}, val_interval={max_iters})
+train_cfg = dict(max_iters={max_iters},
+                 val_interval={val_interval or max_iters})
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False,
                         begin=0, end=20)]
 default_hooks = dict(
@@ -139,6 +144,36 @@ def test_dist_train_two_cpu_processes(tmp_path, toy_root):
     assert osp.isfile(osp.join(work, 'iter_4.pth'))
 
 
+def metrics_of(out):
+    """The metrics of the final line mmengine prints after a test run
+    (timings left out)."""
+    lines = [ln for ln in out.splitlines() if 'mIoU:' in ln]
+    assert lines, out[-3000:]
+    found = re.findall(r'([\w/]+): ([\d.]+)', lines[-1])
+    return {k: float(v) for k, v in found if 'time' not in k}
+
+
+def test_dist_test_two_cpu_processes_equals_one(tmp_path, toy_root):
+    """tools/dist_test.sh on CPU: two ranks split the val set and their
+    metrics are gathered -- the same numbers as one process -- and both
+    ranks leave cleanly (no abort at exit)."""
+    work = str(tmp_path / 'w')
+    cfg = write_cfg(tmp_path, toy_root, max_iters=4)
+    run([sys.executable, 'tools/train.py', cfg, '--work-dir', work])
+    ckpt = osp.join(work, 'iter_4.pth')
+    one = run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir',
+               str(tmp_path / 't1')])
+    env = dict(ENV, PYTHON=sys.executable, PORT=str(free_port()))
+    proc = subprocess.run(
+        ['bash', 'tools/dist_test.sh', cfg, ckpt, '2', '--work-dir',
+         str(tmp_path / 't2')],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    two = proc.stdout + proc.stderr
+    assert proc.returncode == 0, two[-4000:]
+    assert 'terminate called' not in two
+    assert metrics_of(two) == metrics_of(one)
+
+
 DUMP_HOOK = '''
 import torch
 from mmengine.dist import get_rank
@@ -167,29 +202,11 @@ def test_cosa_two_cpu_processes_keep_an_and_thresholds_identical(
     """tools/dist_train.sh with CoSA past the warm-up: DDP keeps ON in sync,
     the EMA hook keeps AN in sync, the thresholds are rank-averaged."""
     (tmp_path / 'wsss_dump_hook.py').write_text(DUMP_HOOK)
-    base = write_cfg(tmp_path, toy_root, max_iters=6, warmup=2,
-                     name='base.py')
-    cfg = tmp_path / 'cosa.py'
-    # the CoSA deltas of configs/cosa/cosa_tiny_toy.py on the small test base
-    cfg.write_text(f'''
-_base_ = [{base!r}]
+    cfg = write_cosa_cfg(tmp_path, toy_root, max_iters=6, extra='''
 custom_imports = dict(imports=['mmseg_wsss', 'wsss_dump_hook'],
                       allow_failed_imports=False)
-model = dict(type='CoSA', momentum=0.9,
-             dynamic_threshold=dict(queue_size=5000),
-             loss_s2c=dict(type='SegToCAMLoss', loss_weight=0.05),
-             loss_csc=dict(type='ContrastiveSeparationLoss',
-                           loss_weight=0.1))
-train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomRescale', ratio_range=(0.5, 2.0)),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomCropPad', crop_size=(128, 128)),
-    dict(type='StrongPhotometricView'),
-    dict(type='PackWSSSInputs')]))
 custom_hooks = [dict(type='AssignmentNetEMAHook'),
                 dict(type='DumpRankStateHook')]
-optim_wrapper = dict(constructor='TrainableOnlyOptimWrapperConstructor')
 ''')
     work = str(tmp_path / 'dist')
     env = dict(ENV, PYTHON=sys.executable, PORT=str(free_port()),
@@ -212,3 +229,86 @@ optim_wrapper = dict(constructor='TrainableOnlyOptimWrapperConstructor')
     # and AN really is an EMA, not a copy of ON
     assert not torch.equal(r0['an']['backbone.cls_token'],
                            r0['on']['cls_token'])
+
+
+def write_cosa_cfg(tmp_path, toy_root, max_iters, extra='', name='cosa.py',
+                   **kw):
+    """The CoSA deltas of configs/cosa/cosa_tiny_toy.py on the small test
+    base (drop path 0.1 as in the tiny config), plus ``extra`` lines."""
+    base = write_cfg(tmp_path, toy_root, max_iters=max_iters, warmup=2,
+                     name='base_' + name, **kw)
+    cfg = tmp_path / name
+    cfg.write_text(f'''
+_base_ = [{base!r}]
+model = dict(type='CoSA', momentum=0.9,
+             dynamic_threshold=dict(queue_size=5000),
+             loss_s2c=dict(type='SegToCAMLoss', loss_weight=0.05),
+             loss_csc=dict(type='ContrastiveSeparationLoss',
+                           loss_weight=0.1))
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomRescale', ratio_range=(0.5, 2.0)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomCropPad', crop_size=(128, 128)),
+    dict(type='StrongPhotometricView'),
+    dict(type='PackWSSSInputs')]))
+custom_hooks = [dict(type='AssignmentNetEMAHook')]
+optim_wrapper = dict(constructor='TrainableOnlyOptimWrapperConstructor')
+''' + extra)
+    return str(cfg)
+
+
+def flat_tensors(obj, prefix=''):
+    """Every tensor of a nested dict/list, keyed by its path."""
+    out = {}
+    if isinstance(obj, torch.Tensor):
+        out[prefix] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flat_tensors(v, f'{prefix}.{k}'))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(flat_tensors(v, f'{prefix}.{i}'))
+    return out
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_cosa_resume_is_bit_exact(tmp_path, toy_root, workers):
+    """Straight 8 iterations vs 4 + --resume 4: CoSA past its warm-up, drop
+    path 0.1, validation at iteration 4 of the straight run only, data in
+    the main process (workers=0) or in loader workers. Every tensor of the
+    final checkpoint -- ON, assignment_net.*, the dynamic-threshold buffers,
+    the optimizer state -- is equal bit for bit. Without the RNG hook the
+    resumed run differs (drop path draws other masks)."""
+    cfg = write_cosa_cfg(tmp_path, toy_root, max_iters=8,
+                         val_interval=4, num_workers=workers)
+    straight, resumed, control = (str(tmp_path / n) for n in
+                                  ('straight', 'resumed', 'control'))
+    run([sys.executable, 'tools/train.py', cfg, '--work-dir', straight])
+    ck4 = osp.join(straight, 'iter_4.pth')
+    saved = torch.load(ck4, weights_only=True)['rng_states']
+    assert saved['world_size'] == 1 and len(saved['states']) == 1
+    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', resumed,
+               '--resume', ck4])
+    assert 'RNG states restored from the checkpoint' in out
+    assert 'loss_c2s' in out  # CoSA's co-training ran after the resume
+    a = torch.load(osp.join(straight, 'iter_8.pth'), weights_only=True)
+    b = torch.load(osp.join(resumed, 'iter_8.pth'), weights_only=True)
+    from mmengine.config import Config
+    assert Config.fromfile(cfg).model.backbone.drop_path_rate == 0.1
+    ta = flat_tensors({k: a[k] for k in ('state_dict', 'optimizer')})
+    tb = flat_tensors({k: b[k] for k in ('state_dict', 'optimizer')})
+    assert ta.keys() == tb.keys()
+    names = ' '.join(ta)
+    assert 'assignment_net.backbone' in names
+    assert 'dynamic_threshold.queue' in names and '.exp_avg_sq' in names
+    assert int(a['state_dict']['an_updates']) == 8
+    differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not differ, differ[:5]
+
+    # the control: the same resume without restoring the RNG states
+    run([sys.executable, 'tools/train.py', cfg, '--work-dir', control,
+         '--resume', ck4, '--cfg-options', 'default_hooks.rng_state=None'])
+    c = torch.load(osp.join(control, 'iter_8.pth'), weights_only=True)
+    tc = flat_tensors({k: c[k] for k in ('state_dict', 'optimizer')})
+    assert sum(not torch.equal(ta[k], tc[k]) for k in ta) > len(ta) // 2

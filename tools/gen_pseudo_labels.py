@@ -31,6 +31,7 @@ files; ``--launcher pytorch`` (``torch.distributed.run``) shards the images
 over processes/GPUs.
 """
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -52,7 +53,9 @@ from PIL import Image
 import mmseg_wsss  # noqa: F401
 from mmseg_wsss.evaluation.crf import DenseCRF, cam_probs
 from mmseg_wsss.models.pseudo_labels import label_merge
-from mmseg_wsss.utils import init_trained_model, setup_cpu_distributed
+from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
+                              close_distributed, init_trained_model,
+                              setup_cpu_distributed)
 
 
 def parse_args():
@@ -84,6 +87,7 @@ def parse_args():
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'],
                         default='none')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_trust_argument(parser)
     return parser.parse_args()
 
 
@@ -213,8 +217,32 @@ def iou_table(conf, classes):
     }
 
 
+def file_fingerprint(path: str) -> str:
+    """SHA-256 of a local checkpoint's bytes (a URL stands for itself)."""
+    if '://' in path:
+        return 'url:' + path
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def settings_diff(old: dict, new: dict, prefix: str = '') -> list:
+    """``'key: old -> new'`` for every (nested) setting that differs."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k, '<absent>'), new.get(k, '<absent>')
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += settings_diff(a, b, f'{prefix}{k}.')
+        elif a != b:
+            out.append(f'{prefix}{k}: {a} -> {b}')
+    return out
+
+
 def main():
     args = parse_args()
+    apply_trust_arguments(args.trust_checkpoint)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -269,20 +297,27 @@ def main():
         link = osp.join(args.out, 'JPEGImages')
         if img_dir and not osp.lexists(link):
             os.symlink(osp.abspath(img_dir), link)
-        settings = dict(
-            checkpoint=osp.abspath(args.checkpoint), source=args.source,
-            crf=crf_cfg, scales=list(scales), flip=not args.no_flip,
-            label_mask=not args.no_label_mask,
-            bg_thr=bg_thr if args.source == 'cam' else None)
+        # everything that decides a pixel of the output: resuming with any
+        # of it changed would mix two models or settings in one export
+        settings = json.loads(json.dumps(dict(
+            checkpoint=osp.abspath(args.checkpoint),
+            checkpoint_sha256=file_fingerprint(args.checkpoint),
+            source=args.source, crf=crf_cfg, scales=list(scales),
+            flip=not args.no_flip, label_mask=not args.no_label_mask,
+            bg_thr=bg_thr if args.source == 'cam' else None,
+            model=cfg.model.to_dict()), default=str))
         settings_file = osp.join(args.out, 'export_settings.json')
         if osp.isfile(settings_file):
             with open(settings_file) as f:
                 old = json.load(f)
-            if old != json.loads(json.dumps(settings)):
+            changed = settings_diff(old, settings)
+            if changed:
                 sys.exit(f'{args.out} holds an export made with other '
-                         f'settings:\n  {old}\nnow:\n  {settings}\nUse a '
-                         'new --out (finished files are only kept when '
-                         'resuming the same export).')
+                         'settings (earlier -> now):\n  ' +
+                         '\n  '.join(changed) + '\nUse a new --out '
+                         '(finished files are only kept when resuming the '
+                         'same export: same checkpoint content, config and '
+                         'options).')
         else:
             with open(settings_file, 'w') as f:
                 json.dump(settings, f, indent=2)
@@ -346,11 +381,7 @@ def main():
         t = torch.from_numpy(conf)
         torch_dist.all_reduce(t)
         conf = t.numpy()
-        # leave together and close the group: a gloo rank that exits with
-        # the group still open can abort ("terminate called without an
-        # active exception") and fail the whole launch
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()
+        close_distributed()
     if rank != 0:
         return
     summary = dict(

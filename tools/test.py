@@ -14,7 +14,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmseg_wsss  # noqa: F401
-from mmseg_wsss.utils import setup_cpu_distributed
+from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
+                              close_distributed, setup_cpu_distributed)
 
 
 def parse_args():
@@ -37,6 +38,7 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_trust_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -44,6 +46,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    apply_trust_arguments(args.trust_checkpoint)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -67,6 +70,9 @@ def main():
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.test()
+    # meet the other ranks and close the group before exiting (a gloo rank
+    # leaving with its group open can abort the whole launch)
+    close_distributed()
 
 
 if __name__ == '__main__':

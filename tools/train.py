@@ -14,10 +14,11 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmseg_wsss  # noqa: F401  (registers modules, checkpoint fix)
-from mmseg_wsss.utils import setup_cpu_distributed
+from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
+                              close_distributed, setup_cpu_distributed)
 
 
 def parse_args():
@@ -44,13 +45,57 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_trust_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
+def add_safety_hooks(cfg: Config) -> None:
+    """Give a config without them (e.g. a user's own mmseg config) the
+    project's RNG-state and non-finite-check hooks; a config that sets
+    ``default_hooks.rng_state=None`` (or ``non_finite=None``) opts out."""
+    hooks = cfg.get('default_hooks') or {}
+    for name, kind in (('rng_state', 'RNGStateHook'),
+                       ('non_finite', 'NonFiniteCheckHook')):
+        if name not in hooks:
+            hooks[name] = dict(type=kind)
+            print_log(f'added default_hooks.{name}=dict(type={kind!r})',
+                      'current')
+        elif hooks[name] is None:  # mmengine refuses None for its non-
+            hooks.pop(name)        # default names: drop the opted-out hook
+            print_log(f'default_hooks.{name}=None: {kind} is off',
+                      'current', logging.WARNING)
+    cfg.default_hooks = hooks
+
+
+def resolve_resume(cfg: Config, resume: str) -> None:
+    """``--resume`` (``'auto'``: the latest checkpoint of the work dir) or
+    ``--resume CKPT``. An explicit local CKPT that does not exist stops the
+    run; no checkpoint to auto-resume from says so plainly and trains from
+    scratch (mmengine alone logs "Auto resumed from ... None")."""
+    if resume == 'auto':
+        latest = find_latest_checkpoint(cfg.work_dir)
+        if latest is None:
+            print_log(
+                f'--resume: no checkpoint in {cfg.work_dir} (no '
+                '"last_checkpoint" file there); training from scratch',
+                'current', logging.WARNING)
+            cfg.resume, cfg.load_from = False, None
+            return
+        print_log(f'--resume: the latest checkpoint is {latest}', 'current')
+        cfg.resume, cfg.load_from = True, latest
+        return
+    if '://' not in resume and not osp.isfile(osp.expanduser(resume)):
+        raise SystemExit(f'--resume {resume}: no such checkpoint file. Give '
+                         'an existing .pth, or --resume alone for the '
+                         f'latest checkpoint in the work dir ({cfg.work_dir})')
+    cfg.resume, cfg.load_from = True, resume
+
+
 def main():
     args = parse_args()
+    apply_trust_arguments(args.trust_checkpoint)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -69,14 +114,16 @@ def main():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
+    if args.resume is not None:
+        resolve_resume(cfg, args.resume)
 
+    add_safety_hooks(cfg)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # meet the other ranks and close the group before exiting (a gloo rank
+    # leaving with its group open can abort the whole launch)
+    close_distributed()
 
 
 if __name__ == '__main__':

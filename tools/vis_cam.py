@@ -20,7 +20,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 import mmseg_wsss  # noqa: F401
-from mmseg_wsss.utils import init_trained_model
+from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
+                              init_trained_model)
 from mmseg_wsss.visualization import predict_panel, stack_panels
 
 
@@ -36,6 +37,7 @@ def parse_args():
     parser.add_argument('--device', default='cuda' if
                         torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_trust_argument(parser)
     return parser.parse_args()
 
 
@@ -52,6 +54,7 @@ def build_dataset(cfg, split):
 
 def main():
     args = parse_args()
+    apply_trust_arguments(args.trust_checkpoint)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

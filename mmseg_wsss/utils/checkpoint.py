@@ -1,30 +1,53 @@
-"""Checkpoint loading that works with torch >= 2.6.
+"""Safe checkpoint loading for every scheme mmengine knows.
 
-torch 2.6 made ``torch.load(weights_only=True)`` the default, and mmengine
-0.10.x calls ``torch.load`` without the argument. mmengine checkpoints hold
-``HistoryBuffer`` objects, numpy arrays and numpy scalars in their ``meta`` and
-``message_hub`` entries, which the weights-only unpickler rejects, so
-``--resume``, ``load_from`` and ``tools/test.py CONFIG CKPT`` all fail.
+A ``.pth`` file is a pickle: fully unpickling it can run any code the file
+names (``__reduce__``). torch >= 2.6 loads with the weights-only unpickler by
+default, but mmengine 0.10.x checkpoints hold ``HistoryBuffer`` objects and
+numpy values that it rejects, and mmengine's URL loaders
+(``http(s)://``, ``open-mmlab://``, ``mmcls://``, ``torchvision://``) call
+``torch.hub.load_state_dict_from_url``, whose ``weights_only`` still defaults
+to False. Importing :mod:`mmseg_wsss` calls :func:`install_checkpoint_compat`,
+which
 
-Importing :mod:`mmseg_wsss` calls :func:`install_checkpoint_compat`, which
+1. allow-lists the few globals that legitimate checkpoints hold
+   (``torch.serialization.add_safe_globals``): mmengine's meta and message
+   hub (``HistoryBuffer``, numpy arrays, scalars and dtypes), optimizer,
+   scheduler and AMP loss-scaler states and the RNG states that
+   :class:`mmseg_wsss.engine.RNGStateHook` saves; plain state dicts need
+   nothing beyond torch's own list;
+2. re-registers mmengine's loader for local files and replaces the URL
+   download of its ``http(s)://``-based schemes, so that every way a
+   checkpoint reaches the model -- a local path, a URL, ``init_cfg=dict(
+   type='Pretrained')``, ``load_from``, ``--resume``,
+   ``backbone.pretrained`` -- goes through :func:`safe_torch_load`.
 
-1. allow-lists the few globals mmengine checkpoints contain
-   (``torch.serialization.add_safe_globals``), so they load with the safe
-   weights-only unpickler, and
-2. re-registers mmengine's loader for local files so that a local checkpoint
-   that still needs another global is loaded with ``weights_only=False`` (the
-   behaviour of torch < 2.6, for files on the user's own disk) after a
-   warning that names the file and the global.
+A file that needs any other global is **refused** with
+:class:`UnsafeCheckpointError`, naming the file and the globals; nothing of
+it is executed. For a legacy checkpoint you trust, opt in explicitly: set
+``WSSS_TRUSTED_CHECKPOINTS`` to its path (several joined with ``:``; ``*``
+trusts every file) or pass ``--trust-checkpoint PATH`` to the tools, which
+calls :func:`trust_checkpoint`.
 """
+import os
 import os.path as osp
 import pickle
-import warnings
-from typing import Dict
+import re
+from typing import Dict, Iterable, List, Optional
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 
+TRUST_ENV = 'WSSS_TRUSTED_CHECKPOINTS'
+_trusted: set = set()
 _installed = False
+_FORCE_LEGACY = False  # tests: the torch < 2.4 path on any torch
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds globals outside the allow-list; it was not
+    loaded (nothing in it ran)."""
 
 
 def _safe_globals() -> list:
@@ -52,42 +75,210 @@ def _safe_globals() -> list:
     return found
 
 
-def _torch_load(filename: str, map_location=None):
-    """``torch.load`` with the allow-list, falling back to full unpickling
-    of a local file (what torch < 2.6 did) with a warning."""
-    try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
-    except pickle.UnpicklingError as err:
-        warnings.warn(
-            f'{filename} holds objects outside the weights-only allow-list '
-            f'({str(err).splitlines()[0][:200]}); loading it with '
-            'weights_only=False as torch < 2.6 did. Only load checkpoints '
-            'you trust.')
+class _SafeGetattr:
+    """``getattr`` for the legacy unpickler: only HistoryBuffer's statistics
+    methods (how HistoryBuffer pickles them) -- a general ``getattr`` would
+    let a file call e.g. ``ndarray.tofile``."""
+
+    def __call__(self, obj, name):
+        from mmengine.logging.history_buffer import HistoryBuffer
+        if obj is HistoryBuffer and not name.startswith('_'):
+            return getattr(obj, name)
+        raise pickle.UnpicklingError(
+            f'Unsupported global: GLOBAL builtins.getattr on {obj!r}.{name}')
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Restricted unpickler for torch < 2.4 (no ``add_safe_globals``):
+    tensors, storages (torch maps those itself), dtypes, ``Size``,
+    ``OrderedDict`` and the allow-list above."""
+
+    def find_class(self, module, name):
+        if module in ('builtins', '__builtin__') and name == 'getattr':
+            return _SafeGetattr()
+        allowed = {('collections', 'OrderedDict'), ('_codecs', 'encode'),
+                   ('torch', 'Size'), ('torch', 'device'),
+                   ('builtins', 'set'), ('builtins', 'frozenset'),
+                   ('__builtin__', 'set'), ('__builtin__', 'frozenset')}
+        allowed |= {('torch._utils', n) for n in (
+            '_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_parameter',
+            '_rebuild_parameter_with_state')}
+        allowed |= {('torch._tensor', '_rebuild_from_type_v2')}
+        allowed |= {(g.__module__, g.__qualname__) for g in _safe_globals()
+                    if g is not getattr and hasattr(g, '__qualname__')}
+        if (module, name) in allowed or (
+                module == 'torch' and
+                isinstance(getattr(torch, name, None), torch.dtype)) or (
+                module in ('numpy.core.multiarray', 'numpy._core.multiarray')
+                and name in ('_reconstruct', 'scalar')) or (
+                module == 'numpy' and name in ('ndarray', 'dtype')) or (
+                module == 'numpy.dtypes' and name.endswith('DType')):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f'Unsupported global: GLOBAL {module}.{name}')
+
+
+_legacy_pickle = type(pickle)('mmseg_wsss_restricted_pickle')
+_legacy_pickle.Unpickler = _LegacyUnpickler
+_legacy_pickle.load = lambda f, **kw: _LegacyUnpickler(f, **kw).load()
+_legacy_pickle.__dict__.update(
+    {k: getattr(pickle, k) for k in ('UnpicklingError', 'HIGHEST_PROTOCOL',
+                                      'Pickler', 'dump', 'dumps')})
+
+
+def _key(path: str) -> str:
+    if '://' in path:
+        return path
+    return osp.realpath(osp.expanduser(path))
+
+
+def trust_checkpoint(*paths: str) -> None:
+    """Allow full unpickling of these files (or URLs) in this process --
+    only for checkpoints you trust. ``'*'`` trusts every file."""
+    _trusted.update(p if p == '*' else _key(p) for p in paths)
+
+
+def is_trusted(path: str) -> bool:
+    """Whether ``path`` was trusted by :func:`trust_checkpoint` or the
+    ``WSSS_TRUSTED_CHECKPOINTS`` environment variable."""
+    listed = set(_trusted)
+    for item in os.environ.get(TRUST_ENV, '').split(os.pathsep):
+        if item:
+            listed.add(item if item == '*' else _key(item))
+    return '*' in listed or _key(path) in listed
+
+
+def _unsafe_globals(filename: str, err: Exception) -> List[str]:
+    """The globals that made the weights-only load fail, read without
+    unpickling anything."""
+    names: List[str] = []
+    finder = getattr(torch.serialization, 'get_unsafe_globals_in_checkpoint',
+                     None)
+    if finder is not None and isinstance(filename, str):
+        try:
+            allowed = {f'{g.__module__}.{g.__qualname__}'
+                       for g in _safe_globals()}
+            names = [n for n in finder(filename) if n not in allowed]
+        except Exception:  # legacy (non-zip) files: read the message
+            names = []
+    if not names:
+        text = re.sub(r'\x1b\[[0-9;]*m', '', str(err))
+        names = re.findall(r'GLOBAL ([\w.]+)', text)
+    return names or ['(unknown: ' + str(err).strip().splitlines()[-1][:200]
+                     + ')']
+
+
+def safe_torch_load(filename: str, map_location=None,
+                    source: Optional[str] = None):
+    """``torch.load`` with the weights-only unpickler and the allow-list.
+
+    Args:
+        filename (str): A local file.
+        map_location: As :func:`torch.load`.
+        source (str, optional): Where the file came from (a URL), for the
+            messages and the trust check. Defaults to ``filename``.
+
+    Raises:
+        UnsafeCheckpointError: The file needs other globals and is not
+            trusted; the message names the file, the globals and the opt-in.
+    """
+    source = source or filename
+    if is_trusted(source) or is_trusted(filename):
+        print_log(f'loading the trusted checkpoint {source} with full '
+                  'unpickling (weights_only=False)', logger='current')
         return torch.load(filename, map_location=map_location,
                           weights_only=False)
+    try:
+        if hasattr(torch.serialization, 'add_safe_globals') and \
+                not _FORCE_LEGACY:
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+        # torch < 2.4: the same allow-list through a restricted unpickler
+        return torch.load(filename, map_location=map_location,
+                          pickle_module=_legacy_pickle, weights_only=False)
+    except pickle.UnpicklingError as err:
+        bad = ', '.join(_unsafe_globals(filename, err))
+        raise UnsafeCheckpointError(
+            f'refusing to load {source}: it holds {bad}, which the safe '
+            '(weights-only) unpickler does not allow -- unpickling it could '
+            'run code from the file, so nothing of it was loaded. If you '
+            'trust the file (e.g. a checkpoint you wrote with an older '
+            f'toolbox), allow it explicitly: {TRUST_ENV}={source} in the '
+            'environment (paths joined with ":", "*" trusts every file) or '
+            '--trust-checkpoint on tools/train.py, test.py, '
+            'gen_pseudo_labels.py and vis_cam.py. Better: load it once that '
+            'way and save only its state dict.') from None
+
+
+# kept for callers of the earlier private name
+_torch_load = safe_torch_load
 
 
 def _load_from_local(filename, map_location):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return _torch_load(filename, map_location)
+    return safe_torch_load(filename, map_location)
+
+
+def _safe_load_url(url, model_dir=None, map_location=None, progress=True,
+                   check_hash=False, file_name=None, weights_only=None):
+    """Drop-in for ``torch.hub.load_state_dict_from_url`` (which mmengine's
+    URL schemes call with ``weights_only=False``): the same download cache
+    (``$TORCH_HOME/hub/checkpoints``), then :func:`safe_torch_load`."""
+    if model_dir is None:
+        model_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    name = file_name or osp.basename(urlparse(url).path)
+    cached = osp.join(model_dir, name)
+    if not osp.exists(cached):
+        print_log(f'Downloading: "{url}" to {cached}', logger='current')
+        prefix = None
+        if check_hash:
+            found = torch.hub.HASH_REGEX.search(name)
+            prefix = found.group(1) if found else None
+        torch.hub.download_url_to_file(url, cached, prefix,
+                                       progress=progress)
+    return safe_torch_load(cached, map_location, source=url)
 
 
 def install_checkpoint_compat() -> None:
-    """Make mmengine's checkpoint loading work with torch >= 2.6.
-
-    Idempotent."""
+    """Route every mmengine checkpoint scheme through the safe loader
+    (see the module docstring). Idempotent."""
     global _installed
     if _installed:
         return
     if hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(_safe_globals())
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
+    import mmengine.runner.checkpoint as mm_ckpt
+    mm_ckpt.CheckpointLoader.register_scheme(
         prefixes='', loader=_load_from_local, force=True)
+    # http(s)://, open-mmlab://, mmcls://, torchvision:// all download
+    # through this module-level name
+    mm_ckpt.load_url = _safe_load_url
     _installed = True
+
+
+def add_trust_argument(parser) -> None:
+    """``--trust-checkpoint PATH`` for a tool's argument parser."""
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='append',
+        default=[],
+        metavar='PATH',
+        help='allow full unpickling of this checkpoint (a legacy file you '
+        'trust that holds objects outside the safe allow-list); repeatable')
+
+
+def apply_trust_arguments(paths: Iterable[str]) -> None:
+    """Trust the ``--trust-checkpoint`` paths, also in launched ranks and
+    data-loader workers (through the environment variable)."""
+    paths = list(paths or [])
+    if not paths:
+        return
+    trust_checkpoint(*paths)
+    old = [p for p in os.environ.get(TRUST_ENV, '').split(os.pathsep) if p]
+    os.environ[TRUST_ENV] = os.pathsep.join(old + paths)
 
 
 def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
@@ -107,7 +298,7 @@ def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
             raise ImportError(f'{path} is a .safetensors file; '
                               'pip install safetensors to read it') from e
         return load_file(path)
-    return _torch_load(path, map_location='cpu')
+    return safe_torch_load(path, map_location='cpu')
 
 
 def init_trained_model(cfg, checkpoint: str, device: str = 'cpu'):
