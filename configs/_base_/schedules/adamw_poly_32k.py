@@ -38,4 +38,8 @@ default_hooks = dict(
         interval=4000,
         max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # mmseg-wsss: RNG states of every rank in checkpoints (bit-exact
+    # --resume); stop all ranks on a NaN/inf loss or weight
+    rng_state=dict(type='RNGStateHook'),
+    non_finite=dict(type='NonFiniteCheckHook'))

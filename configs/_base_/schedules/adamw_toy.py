@@ -30,5 +30,9 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=300, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # mmseg-wsss: RNG states of every rank in checkpoints (bit-exact
+    # --resume); stop all ranks on a NaN/inf loss or weight
+    rng_state=dict(type='RNGStateHook'),
+    non_finite=dict(type='NonFiniteCheckHook'))
 randomness = dict(seed=0)
