@@ -12,11 +12,14 @@ The on-disk format is the one public WSSS codes share (VOC layout):
       cls_labels.npy                     # optional: dict id -> K-vector
 
 Image-level labels come from ``cls_labels.npy`` (``np.save`` of a dict
-``id -> float vector of length K``, background excluded) or, without it, are
+``id -> float vector of length K``, background excluded; ``.npz`` and
+``.json`` work too, see :func:`load_cls_labels`) or, without it, are
 derived from the masks (``tools/make_cls_labels.py`` writes the file from
 masks once, which is much faster for large sets).
 """
+import json
 import os.path as osp
+import pickle
 from typing import Dict, List, Optional
 
 import mmcv
@@ -48,20 +51,192 @@ def labels_from_mask(mask: np.ndarray, num_classes: int,
     return vec
 
 
+class _LabelUnpickler(pickle.Unpickler):
+    """Unpickles only what ``np.save`` of a dict id -> numeric vector
+    holds: numpy arrays, dtypes and scalars (``OrderedDict`` and the
+    latin-1 byte decoding of protocol-2 files too)."""
+
+    ALLOWED = {
+        ('numpy.core.multiarray', '_reconstruct'),
+        ('numpy._core.multiarray', '_reconstruct'),
+        ('numpy.core.multiarray', 'scalar'),
+        ('numpy._core.multiarray', 'scalar'),
+        ('numpy', 'ndarray'),
+        ('numpy', 'dtype'),
+        ('collections', 'OrderedDict'),
+        # protocol-2 pickles (Python 2 era files such as VOC's) rebuild
+        # array bytes with _codecs.encode(str, 'latin1')
+        ('_codecs', 'encode'),
+    }
+
+    def __init__(self, fp, path: str):
+        super().__init__(fp)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED or (
+                module == 'numpy.dtypes' and name.endswith('DType')):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f'{self.path}: refusing to read this label file: it names '
+            f'{module}.{name}, which a dict of id -> label vector never '
+            'holds (unpickling it could run code from the file). Re-create '
+            'it with tools/make_cls_labels.py (.npz or .json need no '
+            'pickle) or from a source you trust.')
+
+
+def _read_npy_dict(path: str):
+    """``np.load(path, allow_pickle=True)`` without its risk: the header is
+    read by numpy, an object payload by :class:`_LabelUnpickler`."""
+    with open(path, 'rb') as fp:
+        try:
+            fmt = np.lib.format
+            version = fmt.read_magic(fp)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) \
+                else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(fp)
+        except ValueError as e:
+            raise ValueError(f'{path} is not a .npy file ({e})') from None
+        if not dtype.hasobject:
+            return np.fromfile(fp, dtype=dtype).reshape(shape)
+        return _LabelUnpickler(fp, path).load()
+
+
 def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
-    """Load a ``cls_labels.npy`` dict (id -> K-vector)."""
+    """Load image-level labels: a dict id -> K-vector.
+
+    Formats (by extension):
+
+    - ``.npy``: ``np.save`` of a dict, the format public WSSS codes ship
+      (VOC's ``cls_labels.npy``). Read with a restricted unpickler: a file
+      that names anything but numpy arrays and scalars is refused.
+    - ``.npz``: arrays ``ids`` (N strings) and ``labels`` (N x K); no
+      pickle.
+    - ``.json``: an object ``{"id": [0, 1, ...], ...}``.
+
+    ``tools/make_cls_labels.py`` writes all three.
+
+    Raises:
+        FileNotFoundError / ValueError / pickle.UnpicklingError: naming the
+            file.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'image-level label file {path!r} not found; write it from the '
             'masks with tools/make_cls_labels.py or leave cls_labels_file '
             'unset to derive labels from the masks')
-    obj = np.load(path, allow_pickle=True)
-    if obj.dtype == object and obj.shape == ():
-        obj = obj.item()
+    if path.endswith('.json'):
+        with open(path) as f:
+            obj = json.load(f)
+    elif path.endswith('.npz'):
+        with np.load(path, allow_pickle=False) as z:
+            if 'ids' not in z or 'labels' not in z:
+                raise ValueError(f'{path} must hold arrays "ids" and '
+                                 f'"labels", got {sorted(z.keys())}')
+            ids, labels = z['ids'], z['labels']
+            if labels.ndim != 2 or len(ids) != len(labels):
+                raise ValueError(
+                    f'{path}: "labels" must be N x K for the N ids, got '
+                    f'{labels.shape} for {len(ids)} ids')
+            obj = {str(i): v for i, v in zip(ids, labels)}
+    else:
+        obj = _read_npy_dict(path)
+        if isinstance(obj, np.ndarray) and obj.dtype == object and \
+                obj.shape == ():
+            obj = obj.item()
     if not isinstance(obj, dict):
         raise ValueError(f'{path} must hold a dict id -> label vector '
                          f'(np.save of a dict), got {type(obj).__name__}')
     return obj
+
+
+def save_cls_labels(labels: Dict[str, np.ndarray], path: str) -> None:
+    """Write a dict id -> K-vector in the format the extension names
+    (``.npy`` dict, ``.npz`` or ``.json``; see :func:`load_cls_labels`)."""
+    if path.endswith('.json'):
+        with open(path, 'w') as f:
+            json.dump({k: [int(x) for x in np.asarray(v).reshape(-1)]
+                       for k, v in labels.items()}, f)
+    elif path.endswith('.npz'):
+        ids = list(labels)
+        np.savez_compressed(
+            path, ids=np.array(ids, dtype=str),
+            labels=np.stack([np.asarray(labels[i], np.float32).reshape(-1)
+                             for i in ids]) if ids else np.zeros((0, 0)))
+    elif path.endswith('.npy'):
+        np.save(path, labels)
+    else:
+        raise ValueError(f'{path}: the label file must end in .npy, .npz or '
+                         '.json')
+
+
+PNG_COLOUR_TYPES = {0: 'grey', 2: 'RGB', 3: 'palette', 4: 'grey+alpha',
+                    6: 'RGBA'}
+
+
+def png_colour_type(path: str) -> Optional[str]:
+    """The colour type in a PNG's header ('grey', 'palette', 'RGB', ...),
+    read from its first 26 bytes; None for a file that is no PNG."""
+    with open(path, 'rb') as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b'\x89PNG\r\n\x1a\n' or \
+            head[12:16] != b'IHDR':
+        return None
+    return PNG_COLOUR_TYPES.get(head[25], f'unknown ({head[25]})')
+
+
+def check_mask_headers(paths: List[str], sample: int = 1000) -> None:
+    """Cheap check, when a dataset is built (before training starts), that
+    its masks are class-index PNGs: the headers of up to ``sample`` masks,
+    spread evenly over the list. Full decoding of every file is
+    ``tools/check_dataset.py``'s job.
+
+    Raises:
+        ValueError: naming the first masks that are colour (RGB/RGBA) PNGs
+            or no PNG at all, with the fix.
+    """
+    pngs = [p for p in paths if p.endswith('.png')]
+    if not pngs:
+        return
+    step = max(1, len(pngs) // sample)
+    bad = []
+    for p in pngs[::step]:
+        kind = png_colour_type(p)
+        if kind not in ('grey', 'palette'):
+            bad.append((p, kind or 'not a PNG file'))
+    if bad:
+        listed = '; '.join(f'{p} ({k})' for p, k in bad[:3])
+        raise ValueError(
+            f'{len(bad)} of {len(pngs[::step])} masks checked are not '
+            f'class-index PNGs, e.g. {listed}. Masks must hold one class '
+            'index per pixel (0..K, 255 = ignore) as a grey or palette PNG; '
+            'an RGB PNG is usually a palette mask saved in colour -- '
+            'convert it back to indices (or point seg_map_path at the '
+            'SegmentationClass(Aug) folder of indices). '
+            'tools/check_dataset.py CONFIG lists every bad file.')
+
+
+def check_label_vector(vec: np.ndarray, img_id: str, path: str) -> None:
+    """Image-level labels must be exactly 0 or 1.
+
+    Raises:
+        ValueError: naming the id, the offending values and the file, with
+            the likely fix (-1/1 vectors, 255 for "unknown", NaN).
+    """
+    ok = np.isfinite(vec) & ((vec == 0) | (vec == 1))
+    if ok.all():
+        return
+    bad = sorted({float(v) for v in vec[~ok]}, key=str)
+    hint = 'every entry must be exactly 0 (absent) or 1 (present)'
+    if (vec == -1).any():
+        hint += ('; -1/1 vectors (VOC ClassificationSets style) convert '
+                 'with np.maximum(v, 0)')
+    if (vec == 255).any():
+        hint += '; 255 ("unknown") is not supported for image labels'
+    raise ValueError(
+        f'{path}: the label vector of {img_id!r} holds {bad} at class '
+        f'indices {np.flatnonzero(~ok).tolist()}: {hint}. Rewrite the file '
+        'from the masks with tools/make_cls_labels.py.')
 
 
 @DATASETS.register_module()
@@ -146,9 +321,9 @@ class WSSSDataset(BaseSegDataset):
         self._check_exist(
             [osp.join(img_dir, i + self.img_suffix) for i in ids], 'images')
         if seg_dir is not None:
-            self._check_exist(
-                [osp.join(seg_dir, i + self.seg_map_suffix) for i in ids],
-                'masks')
+            masks = [osp.join(seg_dir, i + self.seg_map_suffix) for i in ids]
+            self._check_exist(masks, 'masks')
+            check_mask_headers(masks)
         labels = self._load_labels(ids, seg_dir, k)
 
         data_list, empty = [], []
@@ -197,6 +372,7 @@ class WSSSDataset(BaseSegDataset):
                     raise KeyError(f'id {i!r} of {self.ann_file} has no entry '
                                    f'in {self.cls_labels_file}')
                 vec = np.asarray(table[i], dtype=np.float32).reshape(-1)
+                check_label_vector(vec, i, self.cls_labels_file)
                 if vec.size != k:
                     raise ValueError(
                         f'{self.cls_labels_file}: label vector of {i!r} has '
