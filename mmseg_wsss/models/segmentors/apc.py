@@ -47,6 +47,8 @@ class APC(WSSSBaseSegmentor):
         regularizers (list[dict], optional): e.g. ``[dict(type='ACRLoss')]``.
     """
 
+    TRAIN_CFG = dict(seg_start_iter=0, par=None)
+
     def __init__(self,
                  backbone: ConfigType,
                  patch_head: ConfigType,
@@ -65,9 +67,7 @@ class APC(WSSSBaseSegmentor):
         self.num_classes = self.patch_head.num_classes
         self.build_decode_head(decode_head)
         self.loss_pcl = MODELS.build(loss_pcl) if loss_pcl else None
-        self.train_cfg = dict(seg_start_iter=0, par=None)
-        self.train_cfg.update(train_cfg or {})
-        self.test_cfg = test_cfg or dict()
+        self.setup_cfgs(train_cfg, test_cfg)
         self.build_regularizers(regularizers)
 
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:

@@ -1,3 +1,5 @@
+import difflib
+import inspect
 from typing import Dict, List, Optional
 
 import torch
@@ -45,6 +47,61 @@ class WSSSBaseSegmentor(BaseSegmentor):
     """
 
     patch_size: int = 16
+
+    #: ``train_cfg`` keys and their defaults. Each segmentor declares its own
+    #: here (the keys of its bases are inherited); anything else in a
+    #: config's ``train_cfg`` is refused when the model is built.
+    TRAIN_CFG: dict = dict()
+    #: ``test_cfg`` keys and their defaults, likewise. mmseg's own keys
+    #: (``mode``, ``crop_size``, ``stride``) are always accepted.
+    TEST_CFG: dict = dict(scales=(1.0, ), flip=False, bg_thr=0.45, crf=None)
+    MMSEG_TEST_CFG_KEYS = ('mode', 'crop_size', 'stride')
+
+    @classmethod
+    def declared(cls, attr: str) -> dict:
+        """``TRAIN_CFG`` / ``TEST_CFG`` merged along the class hierarchy
+        (a subclass's values win)."""
+        out = dict()
+        for klass in reversed(cls.__mro__):
+            out.update(klass.__dict__.get(attr, {}))
+        return out
+
+    @staticmethod
+    def check_keys(given, known, what: str) -> None:
+        """Refuse keys of ``given`` that are not in ``known``, naming the
+        closest known key and listing all of them."""
+        unknown = [k for k in (given or {}) if k not in known]
+        if not unknown:
+            return
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, list(known), n=1)
+            hints.append(f'{k!r}' + (f' (did you mean {close[0]!r}?)'
+                                     if close else ''))
+        raise KeyError(f'unknown {what} key(s) {", ".join(hints)}; known: '
+                       f'{", ".join(sorted(known))}')
+
+    def setup_cfgs(self, train_cfg, test_cfg) -> None:
+        """Set ``self.train_cfg`` (declared defaults updated by the config)
+        and ``self.test_cfg`` after checking every key, including those of
+        the nested ``crf`` / ``getam`` / ``par`` argument dicts."""
+        name = type(self).__name__
+        train_known = self.declared('TRAIN_CFG')
+        self.check_keys(train_cfg, train_known, f'{name} train_cfg')
+        self.train_cfg = dict(train_known, **(train_cfg or {}))
+        test_known = list(self.declared('TEST_CFG')) + list(
+            self.MMSEG_TEST_CFG_KEYS)
+        self.check_keys(test_cfg, test_known, f'{name} test_cfg')
+        self.test_cfg = dict(test_cfg or {})
+        from mmseg_wsss.evaluation.crf import DenseCRF
+        from ..pseudo_labels import class_token_gradient_map, par_refine
+        for cfg, key, fn, skip in (
+                (self.test_cfg, 'crf', DenseCRF.__init__, 1),
+                (self.test_cfg, 'getam', class_token_gradient_map, 3),
+                (self.train_cfg, 'par', par_refine, 2)):
+            if isinstance(cfg.get(key), dict):
+                params = list(inspect.signature(fn).parameters)[skip:]
+                self.check_keys(cfg[key], params, f'{name} {key}')
 
     def build_decode_head(self, decode_head) -> None:
         """Build the optional decode head (any mmseg decode head) with

@@ -48,6 +48,15 @@ class CAMSegmentor(WSSSBaseSegmentor):
             :meth:`WSSSBaseSegmentor.build_regularizers`).
     """
 
+    TRAIN_CFG = dict(
+        warmup_iters=0,
+        cam_scales=(1.0, 0.5, 1.5),
+        cam_flip=True,
+        low_thr=0.25,
+        high_thr=0.7,
+        autocast=True)
+    TEST_CFG = dict(localizer='cam', getam=dict())
+
     def __init__(self,
                  backbone: ConfigType,
                  cam_head: ConfigType,
@@ -68,15 +77,7 @@ class CAMSegmentor(WSSSBaseSegmentor):
         self.aux_cam_head = MODELS.build(aux_cam_head) \
             if aux_cam_head is not None else None
         self.build_decode_head(decode_head)
-        self.train_cfg = dict(
-            warmup_iters=0,
-            cam_scales=(1.0, 0.5, 1.5),
-            cam_flip=True,
-            low_thr=0.25,
-            high_thr=0.7,
-            autocast=True)
-        self.train_cfg.update(train_cfg or {})
-        self.test_cfg = test_cfg or dict()
+        self.setup_cfgs(train_cfg, test_cfg)
         self.token_head = MODELS.build(token_head) \
             if token_head is not None else None
         if self.test_cfg.get('localizer', 'cam') not in ('cam', 'getam'):

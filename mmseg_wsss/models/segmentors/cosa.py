@@ -4,6 +4,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
@@ -51,6 +52,14 @@ class CoSA(CAMSegmentor):
         is the balanced CE of L_c2s (its ``loss_weight`` = 0.1).
     """
 
+    TRAIN_CFG = dict(
+        aux_low_thr=0.25,
+        aux_high_thr=0.7,
+        spl_temperature=0.01,
+        csc_confidence=0.9)
+    TEST_CFG = dict(predict_net='an')
+    RAW = dict(enabled=True, temperature=0.1, beta=1.0)
+
     def __init__(self,
                  backbone: ConfigType,
                  cam_head: ConfigType,
@@ -67,12 +76,6 @@ class CoSA(CAMSegmentor):
                  data_preprocessor: OptConfigType = None,
                  init_cfg=None,
                  regularizers: Optional[list] = None):
-        train_cfg = dict(
-            dict(
-                aux_low_thr=0.25,
-                aux_high_thr=0.7,
-                spl_temperature=0.01,
-                csc_confidence=0.9), **(train_cfg or {}))
         super().__init__(
             backbone=backbone,
             cam_head=cam_head,
@@ -86,8 +89,8 @@ class CoSA(CAMSegmentor):
         if not 0 <= momentum < 1:
             raise ValueError(f'momentum must be in [0, 1), got {momentum}')
         self.momentum = momentum
-        self.raw = dict(enabled=True, temperature=0.1, beta=1.0)
-        self.raw.update(raw)
+        self.check_keys(raw, self.RAW, 'CoSA raw')
+        self.raw = dict(self.RAW, **raw)
         self.dynamic_threshold = DynamicThreshold(
             low=self.train_cfg['low_thr'],
             high=self.train_cfg['high_thr'],
@@ -99,6 +102,26 @@ class CoSA(CAMSegmentor):
              for k in ONLINE_MODULES}).requires_grad_(False).eval()
         self.register_buffer('an_updates', torch.zeros((),
                                                        dtype=torch.long))
+        self._register_load_state_dict_pre_hook(self._an_from_online)
+
+    def _an_from_online(self, state_dict, prefix, *args) -> None:
+        """Loading a checkpoint without an assignment network (``load_from``
+        a CAM-baseline checkpoint) initialises AN from the loaded online
+        network -- as training starts AN from ON -- instead of leaving it
+        random."""
+        an_prefix = prefix + 'assignment_net.'
+        if any(k.startswith(an_prefix) for k in state_dict):
+            return
+        online = [k for k in state_dict if k.startswith(prefix) and
+                  k[len(prefix):].split('.')[0] in ONLINE_MODULES]
+        if not online:
+            return
+        for k in online:
+            state_dict[an_prefix + k[len(prefix):]] = state_dict[k]
+        print_log(
+            'CoSA: the checkpoint holds no assignment network (e.g. a CAM-'
+            f'baseline checkpoint); initialised it from the {len(online)} '
+            'loaded online-network tensors', logger='current')
 
     # ------------------------------------------------------------ AN / EMA
     def _pairs(self):
