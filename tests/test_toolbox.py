@@ -187,6 +187,27 @@ def test_export_resumes_without_redoing_finished_files(export_setup):
     # resuming with other settings is refused instead of mixing exports
     with pytest.raises(AssertionError, match='other settings'):
         _export(cfg_path, ckpt, out, '--crf')
+    # ... and so is another model config (a --cfg-options override) ...
+    with pytest.raises(AssertionError,
+                       match=r'model\.test_cfg\.bg_thr: 0\.45 -> 0\.3'):
+        _export(cfg_path, ckpt, out, '--cfg-options',
+                'model.test_cfg.bg_thr=0.3')
+    # ... or other weights saved under the same path
+    other = str(tmp / 'model_other.pth')
+    state = torch.load(ckpt, weights_only=True)
+    state['state_dict'] = {k: v + 1 if v.is_floating_point() else v
+                           for k, v in state['state_dict'].items()}
+    torch.save(state, other)
+    os.replace(ckpt, ckpt + '.orig')
+    os.replace(other, ckpt)
+    try:
+        with pytest.raises(AssertionError, match='checkpoint_sha256'):
+            _export(cfg_path, ckpt, out)
+    finally:
+        os.replace(ckpt + '.orig', ckpt)
+    settings = json.load(open(osp.join(out, 'export_settings.json')))
+    assert settings['model']['type'] == 'CAMSegmentor'
+    assert len(settings['checkpoint_sha256']) == 64
 
 
 def test_export_crf_changes_labels(export_setup):
