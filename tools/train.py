@@ -121,8 +121,10 @@ def main():
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
-    # meet the other ranks and close the group before exiting (a gloo rank
-    # leaving with its group open can abort the whole launch)
+    # free the runner (its DDP wrapper holds the process group), then meet
+    # the other ranks and close the group: a gloo group still alive at
+    # interpreter exit can abort a rank and fail the whole launch
+    del runner
     close_distributed()
 
 

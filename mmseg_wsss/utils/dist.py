@@ -1,3 +1,4 @@
+import gc
 import os
 
 import torch
@@ -41,13 +42,16 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
 def close_distributed() -> None:
     """Leave the process group together and close it.
 
-    A gloo rank that exits while its group is still open can abort at
-    interpreter exit (``terminate called without an active exception``,
-    SIGABRT) and fail the whole launch, about one run in ten. Every tool
-    that opens or inherits a process group calls this on its success path:
-    the ranks meet at a barrier (so none tears down while another still
-    talks to it), then the group is destroyed. A no-op without a group.
+    A gloo group still alive at interpreter exit can abort a rank
+    (``terminate called without an active exception``, SIGABRT) and fail
+    the whole launch, about one run in ten. Every tool that opens or
+    inherits a process group drops what holds the group (the runner and its
+    DDP wrapper: ``del runner`` before calling this) and calls this on its
+    success path: garbage is collected, the ranks meet at a barrier (so
+    none tears down while another still talks to it), then the group is
+    destroyed. A no-op without a group.
     """
+    gc.collect()  # DDP wrappers and work handles keep the group alive
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
