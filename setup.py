@@ -42,7 +42,8 @@ setup(
     install_requires=install_requires,
     extras_require={
         'crf': ['pydensecrf2'],
-        'mmpretrain': ['mmpretrain>=1.0.0'],
+        # mmpretrain / timm backbones (both need torchvision beside torch)
+        'mmpretrain': ['mmpretrain>=1.0.0', 'timm'],
         'tests': ['pytest'],
         'tensorboard': ['tensorboard'],
     },
