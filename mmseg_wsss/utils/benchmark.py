@@ -135,10 +135,14 @@ def supervised_model_cfg(model_cfg: dict) -> dict:
     head = copy.deepcopy(model_cfg['decode_head'])
     head['loss_decode'] = dict(
         type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+    backbone = model_cfg['backbone']
+    if backbone.get('type') != 'WSSSViT':  # any other backbone: the same
+        # maps reach the decode head as in the WSSS model (backbone.wsss)
+        backbone = dict(type='WSSSDecodeInputs', backbone=backbone)
     return dict(
         type='EncoderDecoder',
         data_preprocessor=model_cfg.get('data_preprocessor'),
-        backbone=model_cfg['backbone'],
+        backbone=backbone,
         decode_head=head,
         train_cfg=ConfigDict(),
         test_cfg=ConfigDict(mode='whole'))

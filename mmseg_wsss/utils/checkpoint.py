@@ -121,9 +121,11 @@ class _LegacyUnpickler(pickle.Unpickler):
 _legacy_pickle = type(pickle)('mmseg_wsss_restricted_pickle')
 _legacy_pickle.Unpickler = _LegacyUnpickler
 _legacy_pickle.load = lambda f, **kw: _LegacyUnpickler(f, **kw).load()
-_legacy_pickle.__dict__.update(
-    {k: getattr(pickle, k) for k in ('UnpicklingError', 'HIGHEST_PROTOCOL',
-                                      'Pickler', 'dump', 'dumps')})
+_legacy_pickle.__dict__.update({
+    k: getattr(pickle, k)
+    for k in ('UnpicklingError', 'HIGHEST_PROTOCOL', 'Pickler', 'dump',
+              'dumps')
+})
 
 
 def _key(path: str) -> str:

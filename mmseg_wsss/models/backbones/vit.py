@@ -17,6 +17,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...utils.checkpoint import load_state_dict_file
+from .vit_layouts import detect_layout, to_timm, unwrap
 
 
 class DropPath(nn.Module):
@@ -217,6 +218,14 @@ class WSSSViT(BaseModule):
             by :meth:`init_weights`.
     """
 
+    #: gives attention maps and the class token (ACR, GETAM)
+    has_attention = True
+
+    @property
+    def wsss_stride(self) -> int:
+        """Input multiple of the WSSS contract: the patch size."""
+        return self.patch_size
+
     def __init__(self,
                  img_size: int = 224,
                  patch_size: int = 16,
@@ -288,6 +297,17 @@ class WSSSViT(BaseModule):
         return j
 
     def init_weights(self):
+        init = self.init_cfg if isinstance(self.init_cfg, dict) else {}
+        if init.get('type') == 'Pretrained':
+            # mmengine's Pretrained init would load non-strictly and convert
+            # nothing: WSSSViT loads it itself
+            if self.pretrained is not None:
+                raise ValueError('give WSSSViT either pretrained= or '
+                                 "init_cfg=dict(type='Pretrained'), not both")
+            self.load_pretrained(init['checkpoint'],
+                                 prefix=init.get('prefix', ''))
+            self._is_init = True
+            return
         if self.pretrained is None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
             nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -303,22 +323,48 @@ class WSSSViT(BaseModule):
             return
         self.load_pretrained(self.pretrained)
 
-    def load_pretrained(self, path: str, strict: bool = True):
-        """Load a timm-layout checkpoint (ViT-B/16, DINOv2, ...).
+    def load_pretrained(self, path: str, strict: bool = True,
+                        prefix: str = ''):
+        """Load ViT weights in timm, DINOv2, mmpretrain or mmseg key layout
+        from a local file (``.pth``/``.bin``/``.safetensors``) or a URL
+        (mmengine's ``CheckpointLoader``: ``https://``, ``open-mmlab://``,
+        ...), detecting the layout, converting it and loading strictly.
+
+        Args:
+            path (str): File or URL.
+            strict (bool): Fail on missing / unexpected keys.
+            prefix (str): Only keys under it (mmengine's ``Pretrained``
+                ``prefix``, e.g. ``'backbone.'``).
 
         Raises:
-            RuntimeError: naming the missing/unexpected keys when the
-                checkpoint does not fit this architecture.
+            RuntimeError: naming the detected layout and the missing /
+                unexpected keys when the checkpoint does not fit this
+                architecture.
         """
-        state = convert_timm_vit(load_state_dict_file(path), self.pos_hw)
+        from mmengine.runner import CheckpointLoader
+        if path.endswith('.safetensors') or '://' not in path:
+            raw = load_state_dict_file(path)
+        else:
+            raw = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        state = unwrap(raw, prefix)
+        layout = detect_layout(state)
+        state = convert_timm_vit(to_timm(state, layout), self.pos_hw)
+        if layout == 'mmseg' and 'patch_embed.proj.bias' not in state and \
+                'patch_embed.proj.weight' in state:
+            # mmseg's ViT can run without a patch-embedding bias
+            state['patch_embed.proj.bias'] = self.patch_embed.proj.bias \
+                .detach().new_zeros(self.embed_dims)
         missing, unexpected = self.load_state_dict(state, strict=False)
         if strict and (missing or unexpected):
+            scale = isinstance(self.blocks[0].ls1, LayerScale)
             raise RuntimeError(
-                f'{path} does not fit WSSSViT(patch_size={self.patch_size}, '
-                f'embed_dims={self.embed_dims}, num_layers={self.num_layers}'
-                f'): missing keys {missing}, unexpected keys {unexpected}')
-        print_log(f'WSSSViT: loaded {len(state)} tensors from {path}',
-                  logger='current')
+                f'{path} ({layout} layout) does not fit WSSSViT(patch_size='
+                f'{self.patch_size}, embed_dims={self.embed_dims}, '
+                f'num_layers={self.num_layers}, layer scale '
+                f'{"on" if scale else "off"}): missing keys {missing}, '
+                f'unexpected keys {unexpected}')
+        print_log(f'WSSSViT: loaded {len(state)} tensors from {path} '
+                  f'({layout} layout)', logger='current')
 
     def _embed(self, x: Tensor) -> Tensor:
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:

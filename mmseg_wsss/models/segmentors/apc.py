@@ -6,8 +6,9 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
+from ..backbones import build_wsss_backbone
 from ..pseudo_labels import label_merge, par_refine
-from .base import WSSSBaseSegmentor
+from .base import WSSSBaseSegmentor, refuse_pretrained
 
 
 @MODELS.register_module()
@@ -58,17 +59,20 @@ class APC(WSSSBaseSegmentor):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg=None,
-                 regularizers: Optional[list] = None):
+                 regularizers: Optional[list] = None,
+                 pretrained: Optional[str] = None):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-        self.patch_size = self.backbone.patch_size
+        refuse_pretrained(pretrained)
+        self.backbone = build_wsss_backbone(backbone)
+        self.patch_size = self.backbone.wsss_stride
         self.patch_head = MODELS.build(patch_head)
         self.num_classes = self.patch_head.num_classes
         self.build_decode_head(decode_head)
         self.loss_pcl = MODELS.build(loss_pcl) if loss_pcl else None
         self.setup_cfgs(train_cfg, test_cfg)
         self.build_regularizers(regularizers)
+        self.check_backbone_needs()
 
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
         feats = self.backbone.forward_wsss(inputs)

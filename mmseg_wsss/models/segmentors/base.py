@@ -12,7 +12,18 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
+from ..backbones import require_attention
 from ..pseudo_labels import multi_scale_flip, normalize_cam
+
+
+def refuse_pretrained(pretrained: Optional[str]) -> None:
+    """Segmentor-level ``pretrained``: mmseg's ``init_model`` sets it to
+    None (accepted); a path belongs to the backbone."""
+    if pretrained is not None:
+        raise ValueError(
+            f'model.pretrained={pretrained!r}: give the weights to the '
+            "backbone (backbone.pretrained=... for WSSSViT, or backbone."
+            "init_cfg=dict(type='Pretrained', checkpoint=...))")
 
 
 class WSSSBaseSegmentor(BaseSegmentor):
@@ -126,6 +137,16 @@ class WSSSBaseSegmentor(BaseSegmentor):
         flipped crop; without regularisers neither happens."""
         self.regularizers = torch.nn.ModuleList(
             [MODELS.build(r) for r in (regularizers or [])])
+
+    def check_backbone_needs(self) -> None:
+        """Refuse, at build time, parts that need attention maps and the
+        class token (ACR-style regularisers, the class-token head of GETAM)
+        on a backbone without them."""
+        needs = [type(r).__name__ for r in self.regularizers
+                 if getattr(r, 'needs_flip_attn', False)]
+        if getattr(self, 'token_head', None) is not None:
+            needs.append('token_head (GETAM)')
+        require_attention(self.backbone, needs)
 
     @property
     def regularizer_attn(self):

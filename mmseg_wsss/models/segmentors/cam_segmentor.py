@@ -6,9 +6,10 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
+from ..backbones import build_wsss_backbone, preserve_bn_stats
 from ..pseudo_labels import (cam_to_label, class_token_gradient_map,
                              normalize_cam)
-from .base import WSSSBaseSegmentor
+from .base import WSSSBaseSegmentor, refuse_pretrained
 
 
 @MODELS.register_module()
@@ -67,11 +68,13 @@ class CAMSegmentor(WSSSBaseSegmentor):
                  data_preprocessor: OptConfigType = None,
                  init_cfg=None,
                  token_head: OptConfigType = None,
-                 regularizers: Optional[list] = None):
+                 regularizers: Optional[list] = None,
+                 pretrained: Optional[str] = None):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-        self.patch_size = self.backbone.patch_size
+        refuse_pretrained(pretrained)
+        self.backbone = build_wsss_backbone(backbone)
+        self.patch_size = self.backbone.wsss_stride
         self.cam_head = MODELS.build(cam_head)
         self.num_classes = self.cam_head.num_classes
         self.aux_cam_head = MODELS.build(aux_cam_head) \
@@ -87,6 +90,7 @@ class CAMSegmentor(WSSSBaseSegmentor):
                 self.token_head is None:
             raise ValueError("test_cfg.localizer='getam' needs a token_head")
         self.build_regularizers(regularizers)
+        self.check_backbone_needs()
 
     # ------------------------------------------------------------------ #
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
@@ -123,7 +127,8 @@ class CAMSegmentor(WSSSBaseSegmentor):
         with torch.autocast(
                 device_type=inputs.device.type,
                 dtype=torch.bfloat16,
-                enabled=bool(cfg['autocast']) and inputs.is_cuda):
+                enabled=bool(cfg['autocast']) and inputs.is_cuda), \
+                preserve_bn_stats(self):
             return self._aggregate(inputs, cfg['cam_scales'],
                                    cfg['cam_flip'], fn)
 

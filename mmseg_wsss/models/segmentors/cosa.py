@@ -75,7 +75,8 @@ class CoSA(CAMSegmentor):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg=None,
-                 regularizers: Optional[list] = None):
+                 regularizers: Optional[list] = None,
+                 pretrained: Optional[str] = None):
         super().__init__(
             backbone=backbone,
             cam_head=cam_head,
@@ -85,7 +86,8 @@ class CoSA(CAMSegmentor):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
-            regularizers=regularizers)
+            regularizers=regularizers,
+            pretrained=pretrained)
         if not 0 <= momentum < 1:
             raise ValueError(f'momentum must be in [0, 1), got {momentum}')
         self.momentum = momentum
