@@ -1,13 +1,18 @@
-"""Convert a timm-layout ViT checkpoint into a clean WSSSViT state dict.
+"""Convert ViT weights between key layouts (timm, DINOv2, mmpretrain,
+mmseg); WSSSViT reads all of them directly, this is for other tools.
 
     python tools/convert_vit_weights.py SRC DST [--check-patch 16]
+        [--to timm|dinov2|mmpretrain|mmseg]
 
-SRC: a timm ViT state dict (``.pth``/``.bin``/``.safetensors``, possibly
-wrapped in ``state_dict``/``model`` or prefixed ``module.``/``backbone.``),
-e.g. ViT-B/16 (``vit_base_patch16_224.augreg_in21k_ft_in1k``) or DINOv2.
-DST: a ``.pth`` with WSSSViT keys (classifier keys dropped, ``pos_embed`` kept
-at its own grid; WSSSViT resizes it bicubically when it loads). The script
-prints the architecture it found so the config can be checked against it.
+SRC: a ViT state dict in any of the four layouts (``.pth``/``.bin``/
+``.safetensors``, possibly wrapped in ``state_dict``/``model`` or prefixed
+``module.``/``backbone.``; a whole mmpretrain or mmseg model checkpoint works:
+its ``backbone.*`` keys are taken). The layout is detected and printed.
+DST: a ``.pth`` in the ``--to`` layout (default timm = WSSSViT's own keys):
+classifier keys dropped, ``pos_embed`` kept at its own grid. mmpretrain and
+mmseg files are written as ``state_dict`` with ``backbone.`` keys, as their
+model zoos serve them. The script prints the architecture it found so the
+config can be checked against it.
 """
 import argparse
 import math
@@ -15,6 +20,9 @@ import math
 import torch
 
 from mmseg_wsss.models.backbones import convert_timm_vit
+from mmseg_wsss.models.backbones.vit_layouts import (LAYOUTS, detect_layout,
+                                                     from_timm, to_timm,
+                                                     unwrap)
 from mmseg_wsss.utils import load_state_dict_file
 
 
@@ -37,20 +45,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src')
     parser.add_argument('dst')
+    parser.add_argument('--to', choices=LAYOUTS, default='timm',
+                        help='layout of DST (default: timm = WSSSViT keys)')
     parser.add_argument('--check-patch', type=int,
                         help='fail unless the patch size is this')
     args = parser.parse_args()
-    sd = convert_timm_vit(load_state_dict_file(args.src))
+    raw = unwrap(load_state_dict_file(args.src))
+    try:
+        layout = detect_layout(raw)
+    except ValueError as e:
+        raise SystemExit(f'{args.src}: {e}')
+    sd = convert_timm_vit(to_timm(raw, layout))
     missing = {'cls_token', 'pos_embed', 'patch_embed.proj.weight'} - set(sd)
     if missing:
-        raise SystemExit(f'{args.src} is not a timm-layout ViT: no '
+        raise SystemExit(f'{args.src} ({layout} layout) lacks '
                          f'{sorted(missing)}')
     info = describe(sd)
     if args.check_patch and info['patch_size'] != args.check_patch:
         raise SystemExit(f'patch size {info["patch_size"]} != '
                          f'{args.check_patch}')
-    torch.save(sd, args.dst)
-    print(f'{args.dst}: {info}')
+    out = from_timm(sd, args.to)
+    if args.to in ('mmpretrain', 'mmseg'):
+        out = dict(state_dict={'backbone.' + k: v for k, v in out.items()})
+    torch.save(out, args.dst)
+    print(f'{args.src}: {layout} layout -> {args.dst}: {args.to} layout; '
+          f'{info}')
 
 
 if __name__ == '__main__':

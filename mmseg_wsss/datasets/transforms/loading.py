@@ -5,7 +5,8 @@ from mmseg.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class LoadWSSSAnnotations(LoadAnnotations):
-    """mmseg's ``LoadAnnotations`` plus a value check.
+    """mmseg's ``LoadAnnotations`` plus a value check; a sample without a
+    mask path (inference on a bare image) passes through unchanged.
 
     Raises ``ValueError`` naming the file when a mask has values outside
     ``0..K`` and 255 (K = ``num_fg_classes`` from the weak-label dataset), the
@@ -13,6 +14,10 @@ class LoadWSSSAnnotations(LoadAnnotations):
     """
 
     def transform(self, results: dict) -> dict:
+        if 'seg_map_path' not in results:
+            # inference on a bare image (mmseg's inference_model and
+            # MMSegInferencer drop only their own LoadAnnotations)
+            return results
         results = super().transform(results)
         k = results.get('num_fg_classes')
         if k is not None and 'gt_seg_map' in results:
