@@ -18,6 +18,8 @@ def _all_finite(tensors: List[torch.Tensor]) -> torch.Tensor:
     tensors = [t.detach() for t in tensors if t.is_floating_point()]
     if not tensors:
         return torch.ones((), dtype=torch.bool)
+    if all(t.dim() == 0 for t in tensors):
+        return torch.stack(tensors).isfinite().all()
     if hasattr(torch, '_foreach_norm'):
         norms = torch._foreach_norm(tensors)
     else:  # pragma: no cover - old torch
@@ -65,17 +67,20 @@ class NonFiniteCheckHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        outputs = outputs or {}
-        bad_terms = {}
-        for name, value in outputs.items():
-            if isinstance(value, (int, float, torch.Tensor)):
-                t = torch.as_tensor(value)
-                if t.is_floating_point() and not torch.isfinite(t).all():
-                    bad_terms[name] = float(t.float().mean())
+        terms = {
+            name: torch.as_tensor(value).detach().float().mean()
+            for name, value in (outputs or {}).items()
+            if isinstance(value, (int, float, torch.Tensor))
+            and torch.as_tensor(value).is_floating_point()
+        }
         model = self._model(runner)
+        # one check (one device sync) for all terms and one for the weights
+        terms_ok = _all_finite(list(terms.values()))
         weights_ok = _all_finite(
             list(model.parameters()) + list(model.buffers())) \
             if self.check_weights else torch.ones((), dtype=torch.bool)
+        bad_terms = {} if bool(terms_ok) else {
+            k: float(v) for k, v in terms.items() if not torch.isfinite(v)}
         flags = torch.tensor([float(bool(bad_terms)),
                               float(not bool(weights_ok))])
         _, world = get_dist_info()
