@@ -4,7 +4,6 @@ refused where there is no attention; BatchNorm statistics behave."""
 import copy
 import glob
 import os.path as osp
-import subprocess
 import sys
 
 import cv2
@@ -269,6 +268,28 @@ def _assert_same_params(a, b):
         assert torch.equal(sa[k], sb[k]), k
 
 
+def _convert(src, dst, layout):
+    """tools/convert_vit_weights.py, run in this process (its import
+    costs more than the conversion)."""
+    import contextlib
+    import importlib.util
+    import io
+    spec = importlib.util.spec_from_file_location(
+        'convert_vit_weights', osp.join(REPO, 'tools',
+                                        'convert_vit_weights.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = io.StringIO()
+    argv = sys.argv
+    sys.argv = ['convert_vit_weights.py', src, dst, '--to', layout]
+    try:
+        with contextlib.redirect_stdout(out):
+            tool.main()
+    finally:
+        sys.argv = argv
+    assert f'timm layout -> {dst}: {layout} layout' in out.getvalue()
+
+
 def test_every_vit_layout_loads_to_identical_parameters(tmp_path):
     """The DINOv2-S file rewritten in the DINOv2 / mmpretrain layouts (and a
     whole mmpretrain model checkpoint with a head), through the conversion
@@ -278,12 +299,7 @@ def test_every_vit_layout_loads_to_identical_parameters(tmp_path):
     src, ref = _dinov2_reference()
     for layout in ('timm', 'dinov2', 'mmpretrain'):
         dst = str(tmp_path / f'{layout}.pth')
-        proc = subprocess.run(
-            [sys.executable, 'tools/convert_vit_weights.py', src, dst,
-             '--to', layout], cwd=REPO, capture_output=True, text=True,
-            timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert f'timm layout -> {dst}: {layout} layout' in proc.stdout
+        _convert(src, dst, layout)
         if layout == 'mmpretrain':  # a whole classifier checkpoint
             ck = torch.load(dst, weights_only=True)
             ck['state_dict']['head.layers.head.weight'] = torch.zeros(5, 384)
@@ -360,9 +376,7 @@ def test_wsssvit_equals_mmpretrain_vit_on_a_real_photo(tmp_path):
     require_shared(COCO128)
     src, ours = _dinov2_reference()
     dst = str(tmp_path / 'mmpretrain.pth')
-    subprocess.run([sys.executable, 'tools/convert_vit_weights.py', src, dst,
-                    '--to', 'mmpretrain'], cwd=REPO, check=True,
-                   capture_output=True, timeout=300)
+    _convert(src, dst, 'mmpretrain')
     theirs = VisionTransformer(
         arch='dinov2-small', img_size=518, patch_size=14,
         layer_scale_init_value=1e-5, out_type='featmap',

@@ -157,10 +157,14 @@ def test_dist_test_two_cpu_processes_equals_one(tmp_path, toy_root):
     """tools/dist_test.sh on CPU: two ranks split the val set and their
     metrics are gathered -- the same numbers as one process -- and both
     ranks leave cleanly (no abort at exit)."""
-    work = str(tmp_path / 'w')
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
     cfg = write_cfg(tmp_path, toy_root, max_iters=4)
-    run([sys.executable, 'tools/train.py', cfg, '--work-dir', work])
-    ckpt = osp.join(work, 'iter_4.pth')
+    torch.manual_seed(0)  # weights made in-process: no training run needed
+    model = MODELS.build(Config.fromfile(cfg).model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
     one = run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir',
                str(tmp_path / 't1')])
     env = dict(ENV, PYTHON=sys.executable, PORT=str(free_port()))
