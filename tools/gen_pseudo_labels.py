@@ -273,9 +273,31 @@ def main():
                      f'has {cfg.model.type}')
         test_cfg['predict_net'] = args.source
     cfg.model.test_cfg = test_cfg
-    model = init_trained_model(cfg, args.checkpoint, device)
     bg_thr = args.bg_thr if args.bg_thr is not None else test_cfg.get(
         'bg_thr', 0.45)
+    # everything that decides a pixel of the output: resuming with any of
+    # it changed would mix two models or settings in one export. Checked
+    # before the model and the data are loaded, so a mismatch stops at once.
+    model_cfg = cfg.model.to_dict()
+    model_cfg['backbone'].pop('pretrained', None)  # the checkpoint rules
+    settings = json.loads(json.dumps(dict(
+        checkpoint=osp.abspath(args.checkpoint),
+        checkpoint_sha256=file_fingerprint(args.checkpoint),
+        source=args.source, crf=crf_cfg, scales=list(scales),
+        flip=not args.no_flip, label_mask=not args.no_label_mask,
+        bg_thr=bg_thr if args.source == 'cam' else None,
+        model=model_cfg), default=str))
+    settings_file = osp.join(args.out, 'export_settings.json')
+    if rank == 0 and osp.isfile(settings_file):
+        with open(settings_file) as f:
+            changed = settings_diff(json.load(f), settings)
+        if changed:
+            sys.exit(f'{args.out} holds an export made with other settings '
+                     '(earlier -> now):\n  ' + '\n  '.join(changed) +
+                     '\nUse a new --out (finished files are only kept when '
+                     'resuming the same export: same checkpoint content, '
+                     'config and options).')
+    model = init_trained_model(cfg, args.checkpoint, device)
 
     # data and output ---------------------------------------------------
     dataset, infos, indices, has_gt = build_dataset(cfg, args.ann_file,
@@ -297,28 +319,7 @@ def main():
         link = osp.join(args.out, 'JPEGImages')
         if img_dir and not osp.lexists(link):
             os.symlink(osp.abspath(img_dir), link)
-        # everything that decides a pixel of the output: resuming with any
-        # of it changed would mix two models or settings in one export
-        settings = json.loads(json.dumps(dict(
-            checkpoint=osp.abspath(args.checkpoint),
-            checkpoint_sha256=file_fingerprint(args.checkpoint),
-            source=args.source, crf=crf_cfg, scales=list(scales),
-            flip=not args.no_flip, label_mask=not args.no_label_mask,
-            bg_thr=bg_thr if args.source == 'cam' else None,
-            model=cfg.model.to_dict()), default=str))
-        settings_file = osp.join(args.out, 'export_settings.json')
-        if osp.isfile(settings_file):
-            with open(settings_file) as f:
-                old = json.load(f)
-            changed = settings_diff(old, settings)
-            if changed:
-                sys.exit(f'{args.out} holds an export made with other '
-                         'settings (earlier -> now):\n  ' +
-                         '\n  '.join(changed) + '\nUse a new --out '
-                         '(finished files are only kept when resuming the '
-                         'same export: same checkpoint content, config and '
-                         'options).')
-        else:
+        if not osp.isfile(settings_file):
             with open(settings_file, 'w') as f:
                 json.dump(settings, f, indent=2)
     if world > 1:

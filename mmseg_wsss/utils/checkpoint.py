@@ -212,10 +212,6 @@ def safe_torch_load(filename: str, map_location=None,
             'way and save only its state dict.') from None
 
 
-# kept for callers of the earlier private name
-_torch_load = safe_torch_load
-
-
 def _load_from_local(filename, map_location):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
