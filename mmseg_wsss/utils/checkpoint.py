@@ -32,6 +32,7 @@ import os
 import os.path as osp
 import pickle
 import re
+from functools import lru_cache
 from typing import Dict, Iterable, List, Optional
 from urllib.parse import urlparse
 
@@ -88,6 +89,22 @@ class _SafeGetattr:
             f'Unsupported global: GLOBAL builtins.getattr on {obj!r}.{name}')
 
 
+@lru_cache(maxsize=1)
+def _legacy_allowed() -> frozenset:
+    """(module, name) pairs the legacy unpickler resolves (built once)."""
+    allowed = {('collections', 'OrderedDict'), ('_codecs', 'encode'),
+               ('torch', 'Size'), ('torch', 'device'),
+               ('builtins', 'set'), ('builtins', 'frozenset'),
+               ('__builtin__', 'set'), ('__builtin__', 'frozenset')}
+    allowed |= {('torch._utils', n) for n in (
+        '_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_parameter',
+        '_rebuild_parameter_with_state')}
+    allowed |= {('torch._tensor', '_rebuild_from_type_v2')}
+    allowed |= {(g.__module__, g.__qualname__) for g in _safe_globals()
+                if g is not getattr and hasattr(g, '__qualname__')}
+    return frozenset(allowed)
+
+
 class _LegacyUnpickler(pickle.Unpickler):
     """Restricted unpickler for torch < 2.4 (no ``add_safe_globals``):
     tensors, storages (torch maps those itself), dtypes, ``Size``,
@@ -96,17 +113,7 @@ class _LegacyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if module in ('builtins', '__builtin__') and name == 'getattr':
             return _SafeGetattr()
-        allowed = {('collections', 'OrderedDict'), ('_codecs', 'encode'),
-                   ('torch', 'Size'), ('torch', 'device'),
-                   ('builtins', 'set'), ('builtins', 'frozenset'),
-                   ('__builtin__', 'set'), ('__builtin__', 'frozenset')}
-        allowed |= {('torch._utils', n) for n in (
-            '_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_parameter',
-            '_rebuild_parameter_with_state')}
-        allowed |= {('torch._tensor', '_rebuild_from_type_v2')}
-        allowed |= {(g.__module__, g.__qualname__) for g in _safe_globals()
-                    if g is not getattr and hasattr(g, '__qualname__')}
-        if (module, name) in allowed or (
+        if (module, name) in _legacy_allowed() or (
                 module == 'torch' and
                 isinstance(getattr(torch, name, None), torch.dtype)) or (
                 module in ('numpy.core.multiarray', 'numpy._core.multiarray')
