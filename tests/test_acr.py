@@ -221,12 +221,173 @@ def test_getam_equals_a_hand_computed_gradient_map():
     (g, ) = torch.autograd.grad(s, [a])
     ref = g.relu().mean(1)[0, 0, 1:].relu().view(4, 4)
     torch.testing.assert_close(maps[0, 3], ref)
-    # affinity refinement multiplies by the summed patch-patch attention
+    # the old affinity (the gradient block only) behind its option
     ref_aff = (a.detach().mean(1)[0, 1:, 1:] @ ref.flatten()).view(4, 4)
     maps_aff = class_token_gradient_map(model.backbone, model.token_head, x,
                                         start_block=-1, classes=classes,
-                                        affinity=True)
+                                        affinity=True,
+                                        affinity_blocks='chosen')
     torch.testing.assert_close(maps_aff[0, 3], ref_aff)
+
+
+def test_getam_affinity_sums_every_block_like_the_authors_code():
+    """Default: the affinity is the head-averaged patch-patch attention
+    summed over ALL blocks (ACR_WSSS ``getam``), the gradients still come
+    from the blocks >= start_block only. Hand-written with .backward() and
+    retained gradients."""
+    model = _token_model()
+    x = torch.randn(2, 3, 32, 40)
+    maps = class_token_gradient_map(model.backbone, model.token_head, x,
+                                    start_block=-2, affinity=True)
+    assert maps.shape == (2, 4, 4, 5)
+    for c in range(4):
+        feats = model.backbone.forward_wsss(x, with_attn='heads')
+        attns = feats['attns']  # 3 blocks, (B, heads, 21, 21)
+        for a in attns:
+            a.retain_grad()
+        model.token_head(feats['cls_token'])[:, c].sum().backward()
+        for b in range(2):
+            cam = torch.zeros(20)
+            for a in attns[1:]:
+                cam += a.grad[b].clamp(min=0).mean(0)[0, 1:]
+            aff = torch.zeros(20, 20)
+            for a in attns:  # every block
+                aff += a.detach()[b].mean(0)[1:, 1:]
+            ref = torch.einsum('ij,j->i', aff, cam).clamp(min=0)
+            torch.testing.assert_close(maps[b, c].flatten(), ref)
+    chosen = class_token_gradient_map(model.backbone, model.token_head, x,
+                                      start_block=-2, affinity=True,
+                                      affinity_blocks='chosen')
+    assert (chosen - maps).abs().max() > 1e-3  # the two really differ
+    with pytest.raises(ValueError, match='affinity_blocks'):
+        class_token_gradient_map(model.backbone, model.token_head, x,
+                                 affinity=True, affinity_blocks='last')
+
+
+def test_getam_chosen_blocks_option_equals_the_previous_output():
+    """``affinity_blocks='chosen'`` is exactly the behaviour before the
+    default changed: values recorded with that code (commit d52e0e7)."""
+    torch.manual_seed(0)
+    model = _token_model()
+    x = torch.randn(2, 3, 32, 48)
+    maps = class_token_gradient_map(model.backbone, model.token_head, x,
+                                    start_block=-2, affinity=True,
+                                    affinity_blocks='chosen')
+    torch.testing.assert_close(
+        maps.flatten(1).sum(1),
+        torch.tensor([21.352109909057617, 19.811031341552734]),
+        rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        maps[1, 2].flatten()[:6],
+        torch.tensor([0.24131610989570618, 0.24112138152122498,
+                      0.2414657473564148, 0.24148251116275787,
+                      0.24124763906002045, 0.24111148715019226]),
+        rtol=1e-4, atol=1e-6)
+
+
+def test_getam_predicts_only_present_classes_when_labels_are_known():
+    """With image_labels_known (train-set metric, exporter): maps only for
+    the classes present in the batch (one backward pass each), equal to
+    the all-class maps there; label-free prediction stays all classes."""
+    from mmseg_wsss.models.segmentors import image_labels_known
+    model = _token_model(affinity=True)
+    data = _batch(n=2)  # labels: image 0 {0}, image 1 {0, 2}
+    passes = []
+    orig = torch.autograd.grad
+
+    def spy(*args, **kwargs):
+        passes.append(1)
+        return orig(*args, **kwargs)
+
+    torch.autograd.grad = spy
+    try:
+        with torch.no_grad():
+            full = model.test_step(copy.deepcopy(data))
+            n_full = len(passes)
+            with image_labels_known(model):
+                known = model.test_step(copy.deepcopy(data))
+            n_known = len(passes) - n_full
+            again = model.test_step(copy.deepcopy(data))
+    finally:
+        torch.autograd.grad = orig
+    # one backward pass per class (image and flip are one batch): 4 vs 2
+    assert n_full == 4 and n_known == 2
+    assert not getattr(model, '_image_labels_known', False)
+    for f, k, a in zip(full, known, again):
+        torch.testing.assert_close(a.cams.data, f.cams.data)
+        assert k.cams.data[[1, 3]].abs().sum() == 0
+        torch.testing.assert_close(k.cams.data[[0, 2]], f.cams.data[[0, 2]])
+
+    class Wrapper:  # DDP-style wrapper: the flag reaches the module
+        module = model
+
+    with image_labels_known(Wrapper()):
+        assert model._image_labels_known
+    assert not model._image_labels_known
+
+
+# ------------------------------------------------------------ authors' code
+def test_flip_cls_classifies_the_flipped_view_too():
+    cfg = tiny_cam_model_cfg(warmup_iters=100)
+    cfg['regularizers'] = [dict(type='ACRLoss', flip_cls=True)]
+    model = MODELS.build(cfg)
+    calls = count_backbone_calls(model)
+    data = model.data_preprocessor(_batch(), True)
+    losses = model.loss(**data)
+    assert calls == ['mean', 'mean'], 'no extra forward for flip_cls'
+    assert {'loss_cls_flip', 'loss_cls_aux_flip'} <= set(losses)
+    from mmseg_wsss.utils import stack_img_labels
+    labels = stack_img_labels(data['data_samples'], 4)
+    ref = model.classification_losses(
+        model.backbone.forward_wsss(data['inputs'].flip(-1)), labels)
+    torch.testing.assert_close(losses['loss_cls_flip'], ref['loss_cls'])
+    # gradients reach the classifier through the flipped view
+    model.zero_grad()
+    losses['loss_cls_flip'].backward()
+    assert model.cam_head.classifier.weight.grad.abs().sum() > 0
+    # APC classifies the flipped view with its patch classifier
+    apc = MODELS.build(dict(
+        type='APC', data_preprocessor=copy.deepcopy(cfg['data_preprocessor']),
+        backbone=copy.deepcopy(TINY_VIT),
+        patch_head=dict(type='PatchClassifierHead', in_channels=32,
+                        num_classes=4),
+        regularizers=[dict(type='ACRLoss', flip_cls=True)]))
+    out = apc.loss(**apc.data_preprocessor(_batch(), True))
+    assert any(k.endswith('_flip') for k in out)
+
+
+def test_shared_drop_path_replays_the_masks():
+    from mmseg_wsss.models.backbones import SharedDropPath
+    vit = MODELS.build(dict(TINY_VIT, drop_path_rate=0.5)).train()
+    x = torch.randn(4, 3, 32, 32)
+    shared = SharedDropPath(vit)
+    with shared.record():
+        a = vit.forward_wsss(x)['tokens']
+    # rates 0, 0.25, 0.5: 2 blocks x 2 residual branches, a mask each
+    assert sum(len(v) for v in shared.masks.values()) == 4
+    with shared.replay():
+        b = vit.forward_wsss(x)['tokens']
+    torch.testing.assert_close(a, b)
+    assert (vit.forward_wsss(x)['tokens'] - a).abs().max() > 1e-3
+    with pytest.raises(RuntimeError, match='batch size'), shared.replay():
+        vit.forward_wsss(x[:2])
+
+    # in a segmentor: the flipped forward reuses the online masks
+    cfg = tiny_cam_model_cfg(warmup_iters=100)
+    cfg['backbone']['drop_path_rate'] = 0.5
+    cfg['regularizers'] = [dict(type='ACRLoss', shared_drop_path=True)]
+    model = MODELS.build(cfg).train()
+    seen = []
+    for m in model.backbone.modules():
+        if type(m).__name__ == 'DropPath' and m.p > 0:
+            m.register_forward_hook(
+                lambda mod, inp, out: seen.append(
+                    (out / inp[0].clamp(min=1e-12)).flatten(1)[:, 0] > 0))
+    model.loss(**model.data_preprocessor(_batch(n=4), True))
+    half = len(seen) // 2
+    assert half > 0 and len(seen) == 2 * half
+    for on, flip in zip(seen[:half], seen[half:]):
+        assert torch.equal(on, flip)
 
 
 def test_predict_with_getam_localizer_under_no_grad():

@@ -53,6 +53,7 @@ from PIL import Image
 import mmseg_wsss  # noqa: F401
 from mmseg_wsss.evaluation.crf import DenseCRF, cam_probs
 from mmseg_wsss.models.pseudo_labels import label_merge
+from mmseg_wsss.models.segmentors import image_labels_known
 from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
                               close_distributed, init_trained_model,
                               setup_cpu_distributed)
@@ -175,7 +176,9 @@ def process_one(task):
 def model_probs(model, batch, source, bg_thr, label_mask, num_classes):
     """(C', H, W) probabilities at the original size and the class index of
     each channel."""
-    with torch.no_grad():
+    # with label masking the maps of absent classes are never read: GETAM
+    # computes only the present ones
+    with torch.no_grad(), image_labels_known(model, label_mask):
         out = model.test_step(batch)[0]
     labels = out.gt_img_labels.float() if label_mask else None
     if source == 'cam':

@@ -70,5 +70,8 @@ val_cfg = dict(
         dict(
             name='train',
             dataloader=train_eval_dataloader,
-            evaluator=dict(type='PseudoMaskMetric'))
+            evaluator=dict(type='PseudoMaskMetric'),
+            # the metric masks the maps by the image labels, so the model
+            # may use them: GETAM computes only the present classes
+            image_labels_known=True)
     ])

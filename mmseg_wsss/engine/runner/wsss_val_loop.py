@@ -8,6 +8,8 @@ from mmengine.runner.amp import autocast
 from mmseg.registry import LOOPS
 from torch.utils.data import DataLoader
 
+from mmseg_wsss.models.segmentors import image_labels_known
+
 
 @LOOPS.register_module()
 class WSSSValLoop(ValLoop):
@@ -20,13 +22,20 @@ class WSSSValLoop(ValLoop):
     validation results, so they are logged, written to the visualiser
     backends and usable by ``save_best``.
 
+    An entry may set ``image_labels_known=True`` when its evaluator masks
+    the predictions by the image labels anyway (``PseudoMaskMetric``): the
+    model may then use them (GETAM computes maps only for the present
+    classes, ~1.5 instead of K backward passes per image on VOC). Leave it
+    False (default) for any label-free metric.
+
     Example::
 
         val_cfg = dict(
             type='WSSSValLoop',
             extra_evals=[dict(name='train',
                               dataloader=train_eval_dataloader,
-                              evaluator=dict(type='PseudoMaskMetric'))])
+                              evaluator=dict(type='PseudoMaskMetric'),
+                              image_labels_known=True)])
     """
 
     def __init__(self,
@@ -46,7 +55,9 @@ class WSSSValLoop(ValLoop):
                 cfg['dataloader'], seed=runner.seed)
             evaluator = runner.build_evaluator(cfg['evaluator'])
             evaluator.dataset_meta = getattr(loader.dataset, 'metainfo', None)
-            self.extra_evals.append((cfg['name'], loader, evaluator))
+            self.extra_evals.append((cfg['name'], loader, evaluator,
+                                     bool(cfg.get('image_labels_known',
+                                                  False))))
 
     def run(self) -> dict:
         self.runner.call_hook('before_val')
@@ -56,9 +67,10 @@ class WSSSValLoop(ValLoop):
         for idx, data_batch in enumerate(self.dataloader):
             self.run_iter(idx, data_batch)
         metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-        for name, loader, evaluator in self.extra_evals:
+        for name, loader, evaluator, labels_known in self.extra_evals:
             for data_batch in loader:
-                with torch.no_grad(), autocast(enabled=self.fp16):
+                with torch.no_grad(), autocast(enabled=self.fp16), \
+                        image_labels_known(self.runner.model, labels_known):
                     outputs = self.runner.model.val_step(data_batch)
                 evaluator.process(data_samples=outputs, data_batch=data_batch)
             extra = evaluator.evaluate(len(loader.dataset))

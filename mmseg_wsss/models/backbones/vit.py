@@ -6,6 +6,7 @@ mlp.fc1,mlp.fc2,ls2.gamma}``, ``norm``), so timm / DINOv2 checkpoints load
 with a key filter and a position-embedding resize (:func:`convert_timm_vit`).
 """
 import math
+from contextlib import contextmanager
 from typing import Dict, Optional, Sequence, Union
 
 import torch
@@ -21,18 +22,76 @@ from .vit_layouts import detect_layout, to_timm, unwrap
 
 
 class DropPath(nn.Module):
-    """Stochastic depth per sample."""
+    """Stochastic depth per sample.
+
+    With :class:`SharedDropPath` the masks a forward draws are recorded
+    and a second forward replays them, so two views of the same batch
+    (e.g. an image and its flip for ACR) drop the same paths."""
 
     def __init__(self, p: float = 0.0):
         super().__init__()
         self.p = p
+        self._record = None  # list while recording
+        self._replay = None  # iterator while replaying
 
     def forward(self, x: Tensor) -> Tensor:
         if self.p == 0.0 or not self.training:
             return x
+        if self._replay is not None:
+            keep = next(self._replay, None)
+            if keep is None or keep.shape[0] != x.shape[0]:
+                raise RuntimeError(
+                    'SharedDropPath: the replayed forward uses drop path '
+                    'more often, or on another batch size, than the '
+                    'recorded one')
+            return x * keep.to(x.dtype) / (1 - self.p)
         keep = x.new_empty((x.shape[0], ) + (1, ) * (x.dim() - 1))
         keep.bernoulli_(1 - self.p)
+        if self._record is not None:
+            self._record.append(keep)
         return x * keep / (1 - self.p)
+
+
+class SharedDropPath:
+    """Record the drop-path masks of the :class:`DropPath` modules of
+    ``module`` during one forward and replay them in later forwards.
+
+    Example::
+
+        dp = SharedDropPath(vit)
+        with dp.record():
+            feats = vit.forward_wsss(x)
+        with dp.replay():
+            feats_flip = vit.forward_wsss(x.flip(-1))  # same masks
+
+    A per-sample mask does not depend on the pixels, so the flipped view of
+    sample i drops exactly the paths sample i dropped.
+    """
+
+    def __init__(self, module: nn.Module):
+        self.mods = [m for m in module.modules() if isinstance(m, DropPath)]
+        self.masks = {}
+
+    @contextmanager
+    def record(self):
+        for m in self.mods:
+            m._record = []
+        try:
+            yield self
+        finally:
+            for m in self.mods:
+                self.masks[m] = m._record
+                m._record = None
+
+    @contextmanager
+    def replay(self):
+        for m in self.mods:
+            m._replay = iter(self.masks.get(m, []))
+        try:
+            yield self
+        finally:
+            for m in self.mods:
+                m._replay = None
 
 
 class LayerScale(nn.Module):

@@ -39,6 +39,18 @@ class ACRLoss(nn.Module):
     segmentor runs its online backbone once more on the flipped crop (with
     attention) only because this loss asks for it (``needs_flip_attn``).
 
+    Two switches match the authors' training (their loss is
+    ``CE(x) + CE(x') + α (L_int + L_aff)``, their ViT has no drop path):
+
+    - ``flip_cls``: the segmentor also applies its image-classification
+      losses to the flipped view (logged with the suffix ``_flip``, e.g.
+      ``loss_cls_flip``), since that forward is paid for anyway;
+    - ``shared_drop_path``: the flipped forward replays the drop-path masks
+      of the online forward (:class:`~mmseg_wsss.models.backbones.
+      SharedDropPath`), so with drop path on, ACR compares two views of one
+      sub-network instead of also penalising independent drop-path noise.
+      (Or turn drop path off: ``backbone.drop_path_rate=0``.)
+
     Args:
         loss_weight (float): α. Default 125.
         blocks (Sequence[int], optional): Block indices (negative allowed);
@@ -46,6 +58,9 @@ class ACRLoss(nn.Module):
         intensity (bool): Use L_int. Default True.
         affinity (bool): Use L_aff. Default True.
         num_prefix_tokens (int): Tokens before the patches (class token).
+        flip_cls (bool): Classify the flipped view too. Default False.
+        shared_drop_path (bool): One drop-path mask for both views.
+            Default False (independent masks).
         loss_name (str): Default ``'loss_acr'``.
     """
     needs_flip_attn = True
@@ -56,6 +71,8 @@ class ACRLoss(nn.Module):
                  intensity: bool = True,
                  affinity: bool = True,
                  num_prefix_tokens: int = 1,
+                 flip_cls: bool = False,
+                 shared_drop_path: bool = False,
                  loss_name: str = 'loss_acr'):
         super().__init__()
         if not (intensity or affinity):
@@ -65,6 +82,8 @@ class ACRLoss(nn.Module):
         self.intensity = intensity
         self.affinity = affinity
         self.num_prefix_tokens = num_prefix_tokens
+        self.flip_cls = flip_cls
+        self.shared_drop_path = shared_drop_path
         self._loss_name = loss_name
 
     def _select(self, attns: List[Tensor]) -> List[Tensor]:

@@ -82,13 +82,19 @@ class APC(WSSSBaseSegmentor):
             if self.decode_head is not None else probs
         return maps
 
+    def classification_losses(self, feats: dict,
+                              img_labels: Tensor) -> Dict[str, Tensor]:
+        """The patch classifier's image-level loss (per-patch softmax,
+        pooling, BCE over K+1) of a backbone forward."""
+        probs, _ = self.patch_head(feats['tokens'])
+        return self.patch_head.loss(probs, img_labels)
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """One APC iteration, step by step."""
         if isinstance(inputs, dict):
             inputs = inputs['weak']
         img_labels = stack_img_labels(data_samples, self.num_classes)
-        feats = self.backbone.forward_wsss(
-            inputs, with_attn=self.regularizer_attn)
+        feats = self.online_forward(inputs)
 
         # 1. patch classification: per-patch softmax, AKP, BCE over K+1
         probs, emb = self.patch_head(feats['tokens'])
@@ -98,7 +104,7 @@ class APC(WSSSBaseSegmentor):
             presence = F.pad(img_labels, (1, 0), value=1.0)
             losses[self.loss_pcl.loss_name] = self.loss_pcl(
                 emb, probs, presence)
-        losses.update(self.regularizer_losses(inputs, feats))
+        losses.update(self.regularizer_losses(inputs, feats, img_labels))
 
         # 3. single-stage segmentation on the label-merged patch labels
         if self.decode_head is None or \

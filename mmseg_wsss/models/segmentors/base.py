@@ -1,5 +1,7 @@
 import difflib
+import functools
 import inspect
+from contextlib import contextmanager
 from typing import Dict, List, Optional
 
 import torch
@@ -12,8 +14,25 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
-from ..backbones import require_attention
+from ..backbones import SharedDropPath, require_attention
 from ..pseudo_labels import multi_scale_flip, normalize_cam
+
+
+@contextmanager
+def image_labels_known(model, known: bool = True):
+    """Tell a WSSS segmentor (or a wrapped one) that the image labels in the
+    data samples may be used for prediction, e.g. by GETAM
+    (``test_cfg.localizer='getam'``) to compute maps only for the classes
+    present in the batch. Use it only where the evaluation masks the maps
+    by the labels anyway (the train-set pseudo-mask metric, the exporter
+    with label masking); label-free predictions must never see it."""
+    model = getattr(model, 'module', model)  # DDP and friends
+    old = getattr(model, '_image_labels_known', False)
+    model._image_labels_known = known
+    try:
+        yield model
+    finally:
+        model._image_labels_known = old
 
 
 def refuse_pretrained(pretrained: Optional[str]) -> None:
@@ -111,7 +130,11 @@ class WSSSBaseSegmentor(BaseSegmentor):
                 (self.test_cfg, 'getam', class_token_gradient_map, 3),
                 (self.train_cfg, 'par', par_refine, 2)):
             if isinstance(cfg.get(key), dict):
-                params = list(inspect.signature(fn).parameters)[skip:]
+                # per-batch arguments the segmentor passes itself
+                params = [
+                    p for p in list(inspect.signature(fn).parameters)[skip:]
+                    if p != 'classes'
+                ]
                 self.check_keys(cfg[key], params, f'{name} {key}')
 
     def build_decode_head(self, decode_head) -> None:
@@ -148,31 +171,73 @@ class WSSSBaseSegmentor(BaseSegmentor):
             needs.append('token_head (GETAM)')
         require_attention(self.backbone, needs)
 
+    def _regs_want(self, flag: str) -> bool:
+        return any(getattr(r, flag, False)
+                   for r in getattr(self, 'regularizers', None) or [])
+
     @property
     def regularizer_attn(self):
         """What the online forward's ``with_attn`` must be."""
-        regs = getattr(self, 'regularizers', None) or []
-        return 'mean' if any(
-            getattr(r, 'needs_flip_attn', False) for r in regs) else False
+        return 'mean' if self._regs_want('needs_flip_attn') else False
 
-    def regularizer_losses(self, inputs: Tensor, feats: dict) -> dict:
+    def online_forward(self, inputs: Tensor) -> dict:
+        """The online backbone's training forward (``forward_wsss``) with
+        what the regularisers need: head-averaged attention, and the
+        drop-path masks recorded when a regulariser shares them with the
+        flipped view (``feats['drop_path']``)."""
+        attn = self.regularizer_attn
+        if not self._regs_want('shared_drop_path'):
+            return self.backbone.forward_wsss(inputs, with_attn=attn)
+        shared = SharedDropPath(self.backbone)
+        with shared.record():
+            feats = self.backbone.forward_wsss(inputs, with_attn=attn)
+        feats['drop_path'] = shared
+        return feats
+
+    def classification_losses(self, feats: dict,
+                              img_labels: Tensor) -> Dict[str, Tensor]:
+        """The image-classification losses of a backbone forward ``feats``
+        (used for the flipped view of ``ACRLoss(flip_cls=True)``)."""
+        raise NotImplementedError(
+            f'{type(self).__name__} does not implement '
+            'classification_losses, needed by a regulariser with flip_cls')
+
+    def regularizer_losses(self,
+                           inputs: Tensor,
+                           feats: dict,
+                           img_labels: Optional[Tensor] = None) -> dict:
         """Losses of ``self.regularizers`` for the online forward ``feats``
-        of ``inputs`` (computed with :attr:`regularizer_attn`)."""
+        of ``inputs`` (from :meth:`online_forward`), and, when a regulariser
+        has ``flip_cls``, the classification losses of the flipped view
+        (``<name>_flip``; needs ``img_labels``)."""
         losses = dict()
         regs = getattr(self, 'regularizers', None) or []
         if not regs:
             return losses
-        flip_attn = None
         for reg in regs:
-            if getattr(reg, 'needs_flip_attn', False):
-                if flip_attn is None:
-                    flip_attn = self.backbone.forward_wsss(
-                        inputs.flip(-1), with_attn='mean')['attns']
-                losses[reg.loss_name] = reg(feats['attns'], flip_attn,
-                                            feats['grid'])
-            else:
+            if not getattr(reg, 'needs_flip_attn', False):
                 raise TypeError(f'{type(reg).__name__} does not say what '
                                 'it needs (needs_flip_attn)')
+        shared = feats.get('drop_path')
+        if shared is not None:
+            with shared.replay():
+                flip = self.backbone.forward_wsss(
+                    inputs.flip(-1), with_attn='mean')
+        else:
+            flip = self.backbone.forward_wsss(
+                inputs.flip(-1), with_attn='mean')
+        for reg in regs:
+            losses[reg.loss_name] = reg(feats['attns'], flip['attns'],
+                                        feats['grid'])
+        if self._regs_want('flip_cls'):
+            if img_labels is None:
+                raise ValueError('a regulariser with flip_cls needs the '
+                                 'image labels (img_labels)')
+            losses.update({
+                f'{k}_flip': v
+                for k, v in self.classification_losses(flip,
+                                                       img_labels).items()
+            })
         return losses
 
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
@@ -235,12 +300,31 @@ class WSSSBaseSegmentor(BaseSegmentor):
                           self.test_cfg.get('bg_thr', 0.45))
         return torch.cat([bg, cam], dim=1)
 
+    def present_classes(self,
+                        data_samples: OptSampleList) -> Optional[Tensor]:
+        """(K,) bool: the classes present in any image of the batch, when
+        the caller said the image labels may be used
+        (:func:`image_labels_known`) and every sample carries them; else
+        None (all classes)."""
+        if not getattr(self, '_image_labels_known', False) or \
+                not data_samples or \
+                any('gt_img_labels' not in s for s in data_samples):
+            return None
+        return torch.stack([s.gt_img_labels
+                            for s in data_samples]).bool().any(0)
+
     def predict(self,
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
         cfg = self.test_cfg or {}
+        fn = None
+        classes = self.present_classes(data_samples) \
+            if cfg.get('localizer') == 'getam' else None
+        if classes is not None:
+            fn = functools.partial(
+                self.forward_maps, classes=classes.to(inputs.device))
         maps = self._aggregate(
-            inputs, cfg.get('scales', (1.0, )), cfg.get('flip', False),
+            inputs, cfg.get('scales', (1.0, )), cfg.get('flip', False), fn,
             cam_reduce='sum' if cfg.get('localizer') == 'getam' else
             'max_relu')
         out = dict(seg_logits=self._seg_logits(maps))

@@ -93,14 +93,17 @@ class CAMSegmentor(WSSSBaseSegmentor):
         self.check_backbone_needs()
 
     # ------------------------------------------------------------------ #
-    def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
+    def forward_maps(self,
+                     inputs: Tensor,
+                     classes: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """One forward: token-resolution ``cam`` (and ``seg``); with
         ``test_cfg.localizer='getam'`` ``cam`` holds class-token-gradient
-        maps instead."""
+        maps instead, computed for ``classes`` ((K,) bool) only when given
+        (one backward pass per class; the others stay 0)."""
         maps = self.forward_net(self, inputs)
         if self.test_cfg.get('localizer', 'cam') == 'getam':
             maps['cam'] = class_token_gradient_map(
-                self.backbone, self.token_head, inputs,
+                self.backbone, self.token_head, inputs, classes=classes,
                 **self.test_cfg.get('getam', {}))
         return maps
 
@@ -140,6 +143,19 @@ class CAMSegmentor(WSSSBaseSegmentor):
                 self.backbone.forward_wsss(x)['tokens'])), inputs)
         return normalize_cam(maps['cam'])
 
+    def classification_losses(self, feats: dict,
+                              img_labels: Tensor) -> Dict[str, Tensor]:
+        """Image classification of the CAM head (``loss_cls``), the aux CAM
+        head (``loss_cls_aux``) and the class-token head, where present."""
+        losses = self.cam_head.loss(feats['tokens'], img_labels)
+        if self.aux_cam_head is not None:
+            aux = self.aux_cam_head.loss(feats['aux_tokens'], img_labels)
+            losses.update({f'{k}_aux': v for k, v in aux.items()})
+        if getattr(self, 'token_head', None) is not None:
+            losses.update(self.token_head.loss(feats['cls_token'],
+                                               img_labels))
+        return losses
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """One training iteration, step by step.
 
@@ -150,17 +166,9 @@ class CAMSegmentor(WSSSBaseSegmentor):
         if isinstance(inputs, dict):  # multi-view pipelines: use the weak one
             inputs = inputs['weak']
         img_labels = stack_img_labels(data_samples, self.num_classes)
-        feats = self.backbone.forward_wsss(
-            inputs, with_attn=self.regularizer_attn)
-
-        losses = self.cam_head.loss(feats['tokens'], img_labels)
-        if self.aux_cam_head is not None:
-            aux = self.aux_cam_head.loss(feats['aux_tokens'], img_labels)
-            losses.update({f'{k}_aux': v for k, v in aux.items()})
-        if self.token_head is not None:
-            losses.update(self.token_head.loss(feats['cls_token'],
-                                               img_labels))
-        losses.update(self.regularizer_losses(inputs, feats))
+        feats = self.online_forward(inputs)
+        losses = self.classification_losses(feats, img_labels)
+        losses.update(self.regularizer_losses(inputs, feats, img_labels))
 
         in_warmup = get_current_iter() < self.train_cfg['warmup_iters']
         if self.decode_head is None or in_warmup:

@@ -180,13 +180,10 @@ class CoSA(CAMSegmentor):
                 "dict(type='AssignmentNetEMAHook') to custom_hooks")
 
         # 8. classification on ON's strong view (always)
-        feats = self.backbone.forward_wsss(
-            strong, with_attn=self.regularizer_attn)
-        losses = self.cam_head.loss(feats['tokens'], img_labels)
-        aux = self.aux_cam_head.loss(feats['aux_tokens'], img_labels)
-        losses.update({f'{k}_aux': v for k, v in aux.items()})
+        feats = self.online_forward(strong)
+        losses = self.classification_losses(feats, img_labels)
         # e.g. ACR on ON's attention (strong view and its flip)
-        losses.update(self.regularizer_losses(strong, feats))
+        losses.update(self.regularizer_losses(strong, feats, img_labels))
         if it < cfg['warmup_iters']:  # AN is not run during the warm-up
             return losses
 
