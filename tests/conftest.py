@@ -110,9 +110,9 @@ def count_backbone_calls(model):
     calls = []
     orig = model.backbone.forward_wsss
 
-    def spy(x, with_attn=False):
+    def spy(x, with_attn=False, **kwargs):
         calls.append(with_attn)
-        return orig(x, with_attn=with_attn)
+        return orig(x, with_attn=with_attn, **kwargs)
 
     model.backbone.forward_wsss = spy
     return calls

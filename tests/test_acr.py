@@ -402,3 +402,30 @@ def test_predict_with_getam_localizer_under_no_grad():
     cfg['test_cfg'] = dict(localizer='getam')
     with pytest.raises(ValueError, match='token_head'):
         MODELS.build(cfg)
+
+
+def test_attention_is_materialised_only_where_acr_reads_it():
+    cfg = tiny_cam_model_cfg(warmup_iters=100)
+    cfg['regularizers'] = [dict(type='ACRLoss', blocks=[-1])]
+    model = MODELS.build(cfg)
+    explicit = []
+    for i, blk in enumerate(model.backbone.blocks):
+        blk.attn.register_forward_hook(
+            lambda mod, inp, out, i=i: explicit.append(
+                (i, out[1] is not None)))
+    data = model.data_preprocessor(_batch(), True)
+    torch.manual_seed(1)
+    lean = model.loss(**copy.deepcopy(data))
+    # online + flipped forward: block 2 explicit, blocks 0 and 1 fused
+    assert explicit == [(0, False), (1, False), (2, True)] * 2
+    explicit.clear()
+    model.attn_only_where_read = False  # the old way: every block
+    torch.manual_seed(1)
+    full = model.loss(**copy.deepcopy(data))
+    assert explicit == [(0, True), (1, True), (2, True)] * 2
+    for k in full:
+        torch.testing.assert_close(lean[k], full[k])
+    # without an explicit block list ACR reads (and gets) every block
+    model.regularizers[0].blocks = None
+    model.attn_only_where_read = True
+    assert model.regularizer_attn_blocks is None

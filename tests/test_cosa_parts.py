@@ -66,8 +66,88 @@ def test_dynamic_threshold_ema_and_queue():
 
 def test_dynamic_threshold_state_in_state_dict():
     dt = DynamicThreshold(queue_size=10)
-    assert {'low', 'high', 'queue', 'queue_len', 'queue_ptr'} <= set(
-        dt.state_dict())
+    assert {'low', 'high', 'queue', 'queue_len', 'queue_ptr', 'hist',
+            'gmm'} <= set(dt.state_dict())
+    # a checkpoint from before the histogram: rebuilt from its queue
+    dt.update(torch.tensor([0.1, 0.3, 0.3, 0.9, 0.95]))
+    old = {k: v for k, v in dt.state_dict().items()
+           if k not in ('hist', 'gmm')}
+    fresh = DynamicThreshold(queue_size=10)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.hist, dt.hist) and int(fresh.hist.sum()) == 5
+
+
+def _mixtures():
+    """The unit-test mixture, overlapping components, skewed weights."""
+    return {
+        'unit': [(0.15, 0.04, 0.5), (0.5, 0.06, 0.2), (0.88, 0.04, 0.3)],
+        'overlapping': [(0.3, 0.1, 0.3), (0.5, 0.1, 0.4), (0.75, 0.1, 0.3)],
+        'skewed': [(0.2, 0.05, 0.8), (0.55, 0.08, 0.05), (0.9, 0.03, 0.15)],
+        'skewed_high': [(0.1, 0.03, 0.05), (0.45, 0.12, 0.15),
+                        (0.8, 0.06, 0.8)],
+    }
+
+
+def _draw(comps, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([m + s * torch.randn(int(n * w), generator=g)
+                   for m, s, w in comps]).clamp(0, 1)
+    return x[torch.randperm(x.numel(), generator=g)]
+
+
+@pytest.mark.parametrize('name', list(_mixtures()))
+def test_histogram_thresholds_equal_the_sample_fit(name):
+    """The constant-cost histogram fit gives the raw thresholds of the
+    full-sample fit (fit_gmm_1d, 20 EM iterations) within 0.005 -- on the
+    whole set and on the sliding window after chunked pushes (evictions)."""
+    for seed in (0, 1):
+        x = _draw(_mixtures()[name], 30000, seed)
+        ref = gmm_thresholds(x[x > 0.05])
+        dt = DynamicThreshold(queue_size=50000, momentum=0.0)
+        assert dt.update(x) == pytest.approx(ref, abs=0.005)
+        win = DynamicThreshold(queue_size=12000, momentum=0.0)
+        for chunk in x.split(2500):
+            got = win.update(chunk)
+        queued = win.queue[:int(win.queue_len)]
+        assert int(win.queue_len) == 12000
+        # the sliding histogram is exactly the histogram of the queue
+        assert torch.equal(win.hist, torch.bincount(
+            win._bin(queued), minlength=win.hist.numel()))
+        assert got == pytest.approx(gmm_thresholds(queued), abs=0.005)
+    # the exact path is still there
+    exact = DynamicThreshold(queue_size=50000, momentum=0.0, fit='samples')
+    assert exact.update(x) == pytest.approx(gmm_thresholds(x[x > 0.05]))
+
+
+def _two_rank_worker(rank, port, out):
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=2)
+    try:
+        x = _draw(_mixtures()['unit'], 20000, seed=3)
+        mine = x[rank::2]  # each rank sees half the samples
+        dt = DynamicThreshold(queue_size=20000, momentum=0.0)
+        out[rank] = dt.update(mine)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_histogram_thresholds_are_global_across_two_ranks():
+    """Two processes, each with its own half of the samples: both hold the
+    same thresholds, those of one process holding all the samples."""
+    import torch.multiprocessing as tmp
+
+    from .conftest import free_port
+    with tmp.Manager() as manager:
+        out = manager.dict()
+        tmp.spawn(_two_rank_worker, args=(free_port(), out), nprocs=2)
+        got = dict(out)
+    x = _draw(_mixtures()['unit'], 20000, seed=3)
+    single = DynamicThreshold(queue_size=40000, momentum=0.0).update(x)
+    assert got[0] == got[1] == pytest.approx(single, abs=1e-6)
+    # and they are not what either half alone gives
+    half = DynamicThreshold(queue_size=20000, momentum=0.0).update(x[0::2])
+    assert half != single
 
 
 def _raw_pixel(values, labels, low=0.25, high=0.7):

@@ -444,8 +444,10 @@ class WSSSViT(BaseModule):
         b, _, c = tokens.shape
         return tokens[:, 1:].transpose(1, 2).reshape(b, c, *hw)
 
-    def forward_wsss(self, x: Tensor,
-                     with_attn: Union[bool, str] = False) -> dict:
+    def forward_wsss(self,
+                     x: Tensor,
+                     with_attn: Union[bool, str] = False,
+                     attn_blocks: Optional[Sequence[int]] = None) -> dict:
         """Run the ViT and return the WSSS outputs.
 
         Args:
@@ -453,6 +455,10 @@ class WSSSViT(BaseModule):
             with_attn (bool | str): False; True or ``'mean'`` for the
                 head-averaged attention of every block; ``'heads'`` for the
                 per-head attention (B, heads, N+1, N+1) of every block.
+            attn_blocks (Sequence[int], optional): With ``with_attn``, the
+                blocks (negative indices allowed) whose attention is
+                materialised; the others run the fused kernel and their
+                entry in ``attns`` is None. Default every block.
 
         Returns:
             dict:
@@ -467,11 +473,15 @@ class WSSSViT(BaseModule):
         """
         x, hw = self._embed(x)
         outs, attns = [], [] if with_attn else None
+        read = None if attn_blocks is None else \
+            {self._layer_index(i) for i in attn_blocks}
         aux = None
         for i, blk in enumerate(self.blocks):
-            x, attn = blk(x, with_attn=bool(with_attn))
+            want = bool(with_attn) and (read is None or i in read)
+            x, attn = blk(x, with_attn=want)
             if with_attn:
-                attns.append(attn if with_attn == 'heads' else attn.mean(1))
+                attns.append(None if attn is None else attn
+                             if with_attn == 'heads' else attn.mean(1))
             if i == self.aux_layer:
                 aux = x
             if i == self.num_layers - 1 and self.final_norm:

@@ -123,5 +123,11 @@ class ACRLoss(nn.Module):
         return self.loss_weight * (l_int + l_aff) / len(a)
 
     @property
+    def attn_blocks(self) -> Optional[List[int]]:
+        """The blocks whose attention this loss reads (None: every block);
+        the segmentor materialises attention only there."""
+        return self.blocks
+
+    @property
     def loss_name(self) -> str:
         return self._loss_name

@@ -3,7 +3,8 @@ from .cosa import raw_weights, seg_pseudo_label
 from .apc import label_merge
 from .par import par_refine
 from .getam import class_token_gradient_map
-from .dynamic_threshold import DynamicThreshold, fit_gmm_1d, gmm_thresholds
+from .dynamic_threshold import (DynamicThreshold, fit_gmm_1d, fit_gmm_hist,
+                                gmm_thresholds)
 from .cam import (cam_to_label, cam_to_label_with_bg_threshold,
                   mask_cam_by_labels, multi_scale_flip, normalize_cam,
                   resize_to_multiple)
@@ -13,6 +14,6 @@ __all__ = [
     'cam_to_label_with_bg_threshold', 'multi_scale_flip',
     'resize_to_multiple', 'raw_weights', 'seg_pseudo_label',
     'label_merge', 'par_refine', 'class_token_gradient_map',
-    'DynamicThreshold',
+    'DynamicThreshold', 'fit_gmm_hist',
     'fit_gmm_1d', 'gmm_thresholds'
 ]

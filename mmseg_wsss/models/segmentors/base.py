@@ -1,7 +1,7 @@
 import difflib
 import functools
 import inspect
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Dict, List, Optional
 
 import torch
@@ -175,22 +175,45 @@ class WSSSBaseSegmentor(BaseSegmentor):
         return any(getattr(r, flag, False)
                    for r in getattr(self, 'regularizers', None) or [])
 
+    #: materialise attention only in the blocks a regulariser reads (the
+    #: fused kernel elsewhere); False: in every block (the behaviour before
+    #: 2026-12, kept for ``tools/benchmark.py --attn-all-blocks``)
+    attn_only_where_read = True
+
     @property
     def regularizer_attn(self):
         """What the online forward's ``with_attn`` must be."""
         return 'mean' if self._regs_want('needs_flip_attn') else False
+
+    @property
+    def regularizer_attn_blocks(self) -> Optional[List[int]]:
+        """The blocks whose attention the regularisers read (their
+        ``attn_blocks``; None = every block)."""
+        if not self.attn_only_where_read:
+            return None
+        blocks = set()
+        for reg in getattr(self, 'regularizers', None) or []:
+            if not getattr(reg, 'needs_flip_attn', False):
+                continue
+            read = getattr(reg, 'attn_blocks', None)
+            if read is None:
+                return None
+            blocks.update(read)
+        return sorted(blocks)
 
     def online_forward(self, inputs: Tensor) -> dict:
         """The online backbone's training forward (``forward_wsss``) with
         what the regularisers need: head-averaged attention, and the
         drop-path masks recorded when a regulariser shares them with the
         flipped view (``feats['drop_path']``)."""
-        attn = self.regularizer_attn
+        kwargs = dict(with_attn=self.regularizer_attn)
+        if kwargs['with_attn']:
+            kwargs['attn_blocks'] = self.regularizer_attn_blocks
         if not self._regs_want('shared_drop_path'):
-            return self.backbone.forward_wsss(inputs, with_attn=attn)
+            return self.backbone.forward_wsss(inputs, **kwargs)
         shared = SharedDropPath(self.backbone)
         with shared.record():
-            feats = self.backbone.forward_wsss(inputs, with_attn=attn)
+            feats = self.backbone.forward_wsss(inputs, **kwargs)
         feats['drop_path'] = shared
         return feats
 
@@ -219,13 +242,11 @@ class WSSSBaseSegmentor(BaseSegmentor):
                 raise TypeError(f'{type(reg).__name__} does not say what '
                                 'it needs (needs_flip_attn)')
         shared = feats.get('drop_path')
-        if shared is not None:
-            with shared.replay():
-                flip = self.backbone.forward_wsss(
-                    inputs.flip(-1), with_attn='mean')
-        else:
+        with shared.replay() if shared is not None else nullcontext():
             flip = self.backbone.forward_wsss(
-                inputs.flip(-1), with_attn='mean')
+                inputs.flip(-1),
+                with_attn='mean',
+                attn_blocks=self.regularizer_attn_blocks)
         for reg in regs:
             losses[reg.loss_name] = reg(feats['attns'], flip['attns'],
                                         feats['grid'])
