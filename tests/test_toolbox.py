@@ -285,7 +285,7 @@ def test_benchmark_reports_both_models_and_their_ratio():
         cfg.model[head].in_channels = 32
     cfg.model.decode_head.update(in_channels=32, channels=16)
     res = run_benchmark(cfg, batch_size=2, crop_size=(64, 64), steps=2,
-                        warmup=1, infer_images=1)
+                        warmup=1, infer_images=1, paper_scales=True)
     assert res['model'] == 'CoSA' and res['batch_size'] == 2
     for k in ('wsss', 'supervised'):
         assert res[k]['step_s_median'] > 0
@@ -293,7 +293,34 @@ def test_benchmark_reports_both_models_and_their_ratio():
         assert res[k]['memory_kind'] == 'cpu_peak_rss_increase'
     assert res['ratio']['step_time'] == pytest.approx(
         res['wsss']['step_s_median'] / res['supervised']['step_s_median'])
+    # the compute ideal: CoSA's step does more than the supervised one (the
+    # AN passes at 2 scales x flip), and more again at the papers' 3 scales
+    ideal = res['ratio']['ideal']
+    assert ideal == pytest.approx(res['wsss']['gflops_per_step'] /
+                                  res['supervised']['gflops_per_step'])
+    assert 1.5 < ideal < res['ratio_paper_scales']['ideal']
+    assert 'measured' in res['ratio']['reads']
     json.dumps(res)  # JSON-serialisable
+
+
+def test_flop_counter_counts_fused_cpu_attention_like_explicit():
+    """The fused CPU attention kernel is counted with torch's formulas for
+    the fused CUDA kernels (torch registers none for the CPU one, which
+    would count 0): its forward is the explicit matmuls' forward, its
+    backward one matmul more (it recomputes QK^T)."""
+    from mmseg_wsss.utils.benchmark import flop_counter
+    q, k, v = (torch.randn(2, 3, 10, 8, requires_grad=True)
+               for _ in range(3))
+    with flop_counter() as fused:
+        torch.nn.functional.scaled_dot_product_attention(q, k, v).sum(
+        ).backward()
+    with flop_counter() as explicit:
+        a = ((q * 8**-0.5) @ k.transpose(-2, -1)).softmax(-1)
+        (a @ v).sum().backward()
+    bhnnd = 2 * 3 * 10 * 10 * 8
+    # explicit: forward QK^T and AV (2 matmuls of 2*BHNNd); backward 4
+    assert explicit.get_total_flops() == (2 + 4) * 2 * bhnnd
+    assert fused.get_total_flops() == (2 + 5) * 2 * bhnnd
 
 
 def test_benchmark_batch_and_supervised_reference():

@@ -6,6 +6,9 @@ the same process); inference images per second. JSON output.
     python tools/benchmark.py configs/cosa/cosa_vitb_voc.py --device cuda \\
         --batch-size 4 --out work_dirs/bench/cosa_vitb.json
 
+Beside each measured ratio stands the compute-ideal one (FLOPs of the step
+over FLOPs of the supervised step), so a ratio reads "measured / ideal".
+
 Batches are synthetic (random pixels and labels, the config's crop size), so
 no dataset is needed; the step counts past the model's warm-up (pseudo-label
 passes and all losses run). See ``mmseg_wsss/utils/benchmark.py`` for how
@@ -46,6 +49,14 @@ def parse_args():
                         help='images for the inference speed (0: skip)')
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads (default: torch\'s)')
+    parser.add_argument(
+        '--paper-scales', action='store_true',
+        help='also measure the pseudo-label passes at the papers\' '
+        'scales (1.0, 0.5, 1.5) where the config uses fewer')
+    parser.add_argument(
+        '--attn-all-blocks', action='store_true',
+        help='also measure with attention materialised in every block '
+        '(the behaviour before ACR read only its blocks)')
     parser.add_argument('--out', help='also write the JSON here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
@@ -68,7 +79,9 @@ def main():
         crop_size=args.crop_size,
         steps=args.steps,
         warmup=args.warmup,
-        infer_images=args.infer_images)
+        infer_images=args.infer_images,
+        paper_scales=args.paper_scales,
+        attn_all_blocks=args.attn_all_blocks)
     result['config'] = args.config
     result['cfg_options'] = args.cfg_options or {}
     text = json.dumps(result, indent=2, default=str)

@@ -9,6 +9,16 @@ Both run on the same synthetic batch (random pixels, random image labels), so
 the ratio isolates what the method adds: extra views, the no-grad
 multi-scale pseudo-label passes, the EMA network, extra losses.
 
+Beside the measured ratio stands the *compute-ideal* one: the FLOPs one
+training step must do (counted with ``torch.utils.flop_counter`` over the
+step as it runs: the online forward and backward, every no-grad
+pseudo-label pass at each scale and flip, a regulariser's flipped forward;
+frozen parts get no weight gradients in either model) over the FLOPs of the
+supervised step. A measured ratio well above it is overhead that is not
+arithmetic (Python, small kernels, memory traffic). CoSA's dynamic-threshold
+queue is filled to its configured size first, so the threshold's real cost
+is in the time.
+
 Memory counts parameters, optimizer state and the step's activations: on a
 GPU the rise of CUDA ``max_memory_allocated`` over the allocation before the
 model is built (in the benchmark process); on CPU the rise of the peak
@@ -148,6 +158,58 @@ def supervised_model_cfg(model_cfg: dict) -> dict:
         test_cfg=ConfigDict(mode='whole'))
 
 
+# ---------------------------------------------------------------- FLOPs
+def _cpu_sdpa_flop(q, k, v, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+    return sdpa_flop_count(q, k, v)
+
+
+def _cpu_sdpa_backward_flop(grad_out, q, k, v, *args, out_shape=None,
+                            **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+    return sdpa_backward_flop_count(grad_out, q, k, v)
+
+
+def flop_counter():
+    """A ``FlopCounterMode`` that also counts the CPU fused-attention
+    kernels (torch registers formulas only for the CUDA ones, so a fused
+    CPU block would count 0 and an explicit one its matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    aten = torch.ops.aten
+    mapping = {}
+    for name, fn in (
+            ('_scaled_dot_product_flash_attention_for_cpu', _cpu_sdpa_flop),
+            ('_scaled_dot_product_flash_attention_for_cpu_backward',
+             _cpu_sdpa_backward_flop)):
+        if hasattr(aten, name):
+            mapping[getattr(aten, name)] = fn
+    return FlopCounterMode(display=False, custom_mapping=mapping)
+
+
+def prefill_dynamic_threshold(model, seed: int = 0) -> None:
+    """Fill a CoSA model's dynamic-threshold queue to its configured size
+    (values uniform over (min_value, 1)), as in a long run."""
+    dt = getattr(model, 'dynamic_threshold', None)
+    if dt is None or not dt.enabled:
+        return
+    g = torch.Generator().manual_seed(seed)
+    size = dt.queue.numel()
+    values = dt.min_value + (1 - dt.min_value) * torch.rand(size, generator=g)
+    dt.update(values.to(dt.queue.device) + 1e-6)
+
+
+def apply_tweak(model, tweak: Optional[str]) -> None:
+    """Benchmark-only variants of a built model: ``'attn_all_blocks'``
+    materialises attention in every block (the behaviour before ACR read
+    only its blocks)."""
+    if tweak is None:
+        return
+    if tweak == 'attn_all_blocks':
+        model.attn_only_where_read = False
+    else:
+        raise ValueError(f'unknown benchmark tweak {tweak!r}')
+
+
 # ---------------------------------------------------------------- timing
 def _sync(device: torch.device):
     if device.type == 'cuda':
@@ -178,7 +240,9 @@ def _bench_training(model_cfg: dict,
                     warmup: int,
                     steps: int,
                     after_warmup_iter: int,
-                    measure_memory: bool = False) -> Dict[str, float]:
+                    measure_memory: bool = False,
+                    tweak: Optional[str] = None,
+                    count_flops: bool = False) -> Dict[str, float]:
     _release_memory()
     mem = PeakMemory(device) if measure_memory else None
     if mem is not None:
@@ -186,6 +250,8 @@ def _bench_training(model_cfg: dict,
     model = MODELS.build(copy.deepcopy(model_cfg))
     model.init_weights()
     model.to(device).train()
+    apply_tweak(model, tweak)
+    prefill_dynamic_threshold(model)
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(optim_cfg))
     hub = MessageHub.get_current_instance()
     hub.update_info('iter', after_warmup_iter)  # past any warm-up
@@ -199,6 +265,10 @@ def _bench_training(model_cfg: dict,
             ema()
 
     res = _time_steps(step, device, warmup, steps)
+    if count_flops:  # one more step, counted (after the timing)
+        with flop_counter() as counter:
+            step()
+        res['gflops_per_step'] = counter.get_total_flops() / 1e9
     if mem is not None:
         mem.__exit__(None, None, None)
         res['peak_mem_mib'] = mem.peak_mib
@@ -213,7 +283,7 @@ def _bench_training(model_cfg: dict,
 def _memory_child(args) -> Optional[float]:
     """Spawned process: peak memory of building ``model_cfg`` and a few
     training steps (CPU)."""
-    model_cfg, optim_cfg, batch, after_warmup_iter, threads = args
+    model_cfg, optim_cfg, batch, after_warmup_iter, threads, tweak = args
     torch.set_num_threads(threads)
     import logging
 
@@ -223,17 +293,19 @@ def _memory_child(args) -> Optional[float]:
     init_default_scope('mmseg')
     MMLogger.get_instance('mmengine').setLevel(logging.WARNING)
     res = _bench_training(model_cfg, optim_cfg, batch, torch.device('cpu'),
-                          1, 2, after_warmup_iter, measure_memory=True)
+                          1, 2, after_warmup_iter, measure_memory=True,
+                          tweak=tweak)
     return res['peak_mem_mib']
 
 
-def _cpu_peak_memory(model_cfg, optim_cfg, batch, after_warmup_iter):
+def _cpu_peak_memory(model_cfg, optim_cfg, batch, after_warmup_iter,
+                     tweak=None):
     ctx = mp.get_context('spawn')
     with ctx.Pool(1) as pool:
         return pool.apply(
             _memory_child,
             ((_plain(model_cfg), _plain(optim_cfg), batch, after_warmup_iter,
-              torch.get_num_threads()), ))
+              torch.get_num_threads(), tweak), ))
 
 
 def _plain(cfg):
@@ -262,6 +334,9 @@ def _bench_inference(model_cfg: dict, batch: dict, device: torch.device,
     return dict(images_per_s=images / elapsed)
 
 
+PAPER_CAM_SCALES = (1.0, 0.5, 1.5)
+
+
 def run_benchmark(cfg: Config,
                   device: str = 'cpu',
                   batch_size: Optional[int] = None,
@@ -269,11 +344,19 @@ def run_benchmark(cfg: Config,
                   steps: int = 10,
                   warmup: int = 3,
                   infer_images: int = 5,
-                  seed: int = 0) -> dict:
+                  seed: int = 0,
+                  paper_scales: bool = False,
+                  attn_all_blocks: bool = False) -> dict:
     """Benchmark ``cfg.model`` against its supervised reference.
 
     Returns a JSON-serialisable dict with ``wsss`` and ``supervised``
-    (step time, peak memory, inference images/s), and their ``ratio``.
+    (step time, peak memory, GFLOPs per step, inference images/s), and their
+    ``ratio`` (``step_time`` measured, ``ideal`` from the FLOPs, ``peak_mem``
+    and ``reads``: "measured / ideal"). Variants, each with its own
+    ``ratio_<name>``: ``paper_scales`` adds ``wsss_paper_scales`` (the
+    pseudo-label passes at the papers' scales (1.0, 0.5, 1.5) where the
+    config uses fewer); ``attn_all_blocks`` adds ``wsss_attn_all_blocks``
+    (attention materialised in every block, the earlier behaviour).
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -309,24 +392,41 @@ def run_benchmark(cfg: Config,
     # thread-pool set-up, allocator growth) that belong to neither model
     _bench_training(sup_cfg, cfg.optim_wrapper, sup_batch, device, 1, 1,
                     warmup_iters + 1)
-    phases = (('supervised', sup_cfg, sup_batch), ('wsss', model_cfg, batch))
-    for name, mcfg, b in phases:
+    phases = [('supervised', sup_cfg, sup_batch, None),
+              ('wsss', model_cfg, batch, None)]
+    scales = (model_cfg.get('train_cfg') or {}).get('cam_scales')
+    if paper_scales and scales is not None and \
+            tuple(scales) != PAPER_CAM_SCALES:
+        paper_cfg = copy.deepcopy(model_cfg)
+        paper_cfg['train_cfg']['cam_scales'] = PAPER_CAM_SCALES
+        phases.append(('wsss_paper_scales', paper_cfg, batch, None))
+    if attn_all_blocks:
+        phases.append(('wsss_attn_all_blocks', model_cfg, batch,
+                       'attn_all_blocks'))
+    for name, mcfg, b, tweak in phases:
         result[name] = _bench_training(mcfg, cfg.optim_wrapper, b, device,
                                        warmup, steps, warmup_iters + 1,
-                                       measure_memory=cuda)
+                                       measure_memory=cuda, tweak=tweak,
+                                       count_flops=True)
     if not cuda:
-        for name, mcfg, b in phases:
+        for name, mcfg, b, tweak in phases:
             result[name]['peak_mem_mib'] = _cpu_peak_memory(
-                mcfg, cfg.optim_wrapper, b, warmup_iters + 1)
+                mcfg, cfg.optim_wrapper, b, warmup_iters + 1, tweak)
             result[name]['memory_kind'] = 'cpu_peak_rss_increase'
     if infer_images > 0:
         result['supervised'].update(
             _bench_inference(sup_cfg, sup_batch, device, infer_images))
         result['wsss'].update(
             _bench_inference(model_cfg, batch, device, infer_images))
-    w, s = result['wsss'], result['supervised']
-    ratio = dict(step_time=w['step_s_median'] / s['step_s_median'])
-    if w['peak_mem_mib'] and s['peak_mem_mib']:
-        ratio['peak_mem'] = w['peak_mem_mib'] / s['peak_mem_mib']
-    result['ratio'] = ratio
+    s = result['supervised']
+    for name, *_ in phases[1:]:
+        w = result[name]
+        ratio = dict(step_time=w['step_s_median'] / s['step_s_median'],
+                     ideal=w['gflops_per_step'] / s['gflops_per_step'])
+        ratio['reads'] = (f"{ratio['step_time']:.2f}x measured / "
+                          f"{ratio['ideal']:.2f}x ideal")
+        if w['peak_mem_mib'] and s['peak_mem_mib']:
+            ratio['peak_mem'] = w['peak_mem_mib'] / s['peak_mem_mib']
+        result['ratio' if name == 'wsss' else
+               'ratio_' + name[len('wsss_'):]] = ratio
     return result
