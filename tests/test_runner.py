@@ -318,3 +318,48 @@ def test_cosa_resume_is_bit_exact(tmp_path, toy_root, workers):
     c = torch.load(osp.join(control, 'iter_8.pth'), weights_only=True)
     tc = flat_tensors({k: c[k] for k in ('state_dict', 'optimizer')})
     assert sum(not torch.equal(ta[k], tc[k]) for k in ta) > len(ta) // 2
+
+
+def test_test_time_crf_in_workers_equals_serial(tmp_path, toy_root):
+    """tools/test.py's WSSSTestLoop refines with DenseCRF in 2 worker
+    processes: the predicted masks are those of the serial CRF inside
+    predict (and differ from no CRF, so the comparison can fail)."""
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from mmseg.registry import MODELS
+    from PIL import Image
+    cfg_path = write_cfg(tmp_path, toy_root, max_iters=4)
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(cfg_path).model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+
+    def predict(name, loop, crf):
+        cfg = Config.fromfile(cfg_path)
+        cfg.work_dir = str(tmp_path / name)
+        cfg.experiment_name = name
+        cfg.load_from = ckpt
+        cfg.test_cfg = loop
+        cfg.model.test_cfg.crf = crf
+        cfg.test_dataloader.batch_size = 3  # padded batches
+        cfg.model.data_preprocessor.test_cfg = dict(size_divisor=8)
+        cfg.test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'],
+                                  output_dir=str(tmp_path / name / 'png'))
+        metrics = Runner.from_cfg(cfg).test()
+        pngs = sorted(glob.glob(str(tmp_path / name / 'png' / '*.png')))
+        return metrics, {osp.basename(p): np.array(Image.open(p))
+                         for p in pngs}
+
+    crf = dict(iterations=3, bi_rgb_std=10)
+    serial = predict('serial', dict(type='TestLoop'), crf)
+    pooled = predict('pooled', dict(type='WSSSTestLoop', crf_workers=2,
+                                    max_pending=1), crf)
+    plain = predict('plain', dict(type='WSSSTestLoop', crf_workers=2), None)
+    assert len(serial[1]) == 12 and serial[1].keys() == pooled[1].keys()
+    for name in serial[1]:
+        assert np.array_equal(serial[1][name], pooled[1][name]), name
+    assert serial[0] == pooled[0]
+    assert any(not np.array_equal(serial[1][n], plain[1][n])
+               for n in serial[1]), 'the CRF changed nothing'

@@ -1,9 +1,13 @@
 """Test (evaluate) a trained WSSS model with the stock mmengine Runner.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-                         [--show-dir DIR] [--cfg-options k=v ...]
+                         [--show-dir DIR] [--crf-workers N]
+                         [--cfg-options k=v ...]
 
-Same interface as mmseg's tools/test.py. Checkpoints written by torch >= 2.6
+Same interface as mmseg's tools/test.py. With ``model.test_cfg.crf`` set, the
+DenseCRF of each image runs in a pool of worker processes while the model
+predicts the next batches (``WSSSTestLoop``; same predictions as the serial
+CRF). Checkpoints written by torch >= 2.6
 runs load because importing mmseg_wsss installs the compatibility loader.
 """
 import argparse
@@ -27,6 +31,11 @@ def parse_args():
         '--out', help='save the predicted masks (PNG) to this folder')
     parser.add_argument(
         '--show-dir', help='save prediction pictures to this folder')
+    parser.add_argument(
+        '--crf-workers', type=int,
+        help='worker processes for the test-time DenseCRF '
+        '(model.test_cfg.crf), per rank; 0 runs it serially in the model. '
+        'Default: the CPU cores divided by the ranks')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -67,6 +76,14 @@ def main():
                    else [cfg.test_evaluator]):
             if ev['type'] == 'IoUMetric':
                 ev['output_dir'] = args.out
+    if cfg.test_cfg.get('type', 'TestLoop') in ('TestLoop', 'WSSSTestLoop'):
+        cfg.test_cfg['type'] = 'WSSSTestLoop'
+        if args.crf_workers is not None:
+            cfg.test_cfg['crf_workers'] = args.crf_workers
+    elif args.crf_workers is not None:
+        raise SystemExit(f'--crf-workers needs test_cfg.type=TestLoop or '
+                         f'WSSSTestLoop, the config has '
+                         f'{cfg.test_cfg["type"]!r}')
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.test()

@@ -1,3 +1,4 @@
+from .wsss_test_loop import WSSSTestLoop
 from .wsss_val_loop import WSSSValLoop
 
-__all__ = ['WSSSValLoop']
+__all__ = ['WSSSValLoop', 'WSSSTestLoop']

@@ -50,9 +50,12 @@ class WSSSDataPreprocessor(SegDataPreProcessor):
                     f'images of different sizes {sorted(shapes)} in one test '
                     'batch; use batch_size=1 or set test_cfg.size_divisor')
             if self.test_cfg:
+                # the labels keep their size: predictions are un-padded
+                # back to it (postprocess_maps)
                 views = self._pad_views(
                     views, data_samples, self.test_cfg.get('size', None),
-                    self.test_cfg.get('size_divisor', None))
+                    self.test_cfg.get('size_divisor', None),
+                    pad_labels=False)
             else:
                 views = {k: torch.stack(v) for k, v in views.items()}
         inputs = views[None] if None in views else views
@@ -68,7 +71,8 @@ class WSSSDataPreprocessor(SegDataPreProcessor):
 
     def _pad_views(self, views: Dict[Optional[str], List[Tensor]],
                    data_samples: Optional[list], size: Optional[tuple],
-                   size_divisor: Optional[int]) -> Dict[Optional[str], Tensor]:
+                   size_divisor: Optional[int],
+                   pad_labels: bool = True) -> Dict[Optional[str], Tensor]:
         first = next(iter(views.values()))
         for name, v in views.items():
             if [t.shape for t in v] != [t.shape for t in first]:
@@ -92,7 +96,7 @@ class WSSSDataPreprocessor(SegDataPreProcessor):
             sample = data_samples[i]
             for field, value in (('gt_sem_seg', self.seg_pad_val),
                                  ('valid_mask', 0)):
-                if field in sample:
+                if field in sample and pad_labels:
                     pixel_data = sample.get(field)
                     padded = F.pad(pixel_data.data, pad, value=value)
                     # PixelData checks a new value against the old shape

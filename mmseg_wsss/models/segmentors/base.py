@@ -356,26 +356,44 @@ class WSSSBaseSegmentor(BaseSegmentor):
             out['pseudo_scores'] = maps['pseudo'] / peak.clamp(
                 min=1e-8)[..., None, None]
         if cfg.get('crf') not in (None, False):
-            out['seg_logits'] = self._crf_refine(
-                inputs, out['seg_logits'], scores='seg' not in maps)
+            imgs, probs = self._crf_inputs(inputs, out['seg_logits'],
+                                           scores='seg' not in maps)
+            if getattr(self, '_crf_jobs', None) is not None:
+                # tools/test.py refines in a worker pool (WSSSTestLoop) and
+                # post-processes the result like the line below does
+                self._crf_jobs.append((imgs.cpu().numpy(),
+                                       probs.float().cpu().numpy()))
+            else:
+                crf = self.crf_module()
+                out['seg_logits'] = torch.stack([
+                    crf.refine_tensor(img.cpu().numpy(), p)
+                    for img, p in zip(imgs, probs)
+                ])
         return self.postprocess_maps(out, data_samples)
 
-    def _crf_refine(self, inputs: Tensor, seg_logits: Tensor,
-                    scores: bool) -> Tensor:
-        """DenseCRF on each image of the batch (``test_cfg.crf``).
+    def crf_args(self) -> dict:
+        """``test_cfg.crf`` as :class:`DenseCRF` arguments."""
+        crf = self.test_cfg['crf']
+        if crf is True:  # --cfg-options model.test_cfg.crf=True
+            crf = {}
+        if not isinstance(crf, dict):
+            raise TypeError('test_cfg.crf must be True or a dict of '
+                            f'DenseCRF arguments, got {crf!r}')
+        return dict(crf)
 
-        ``seg_logits`` are softmax-ed, or, when ``scores`` (CAM-only models:
-        background constant + CAMs), divided by their sum. Returns (B, K+1,
-        H, W) refined probabilities at the input size."""
+    def crf_module(self):
         from mmseg_wsss.evaluation.crf import DenseCRF
         if getattr(self, '_crf', None) is None:
-            crf = self.test_cfg['crf']
-            if crf is True:  # --cfg-options model.test_cfg.crf=True
-                crf = {}
-            if not isinstance(crf, dict):
-                raise TypeError('test_cfg.crf must be True or a dict of '
-                                f'DenseCRF arguments, got {crf!r}')
-            self._crf = DenseCRF(**crf)
+            self._crf = DenseCRF(**self.crf_args())
+        return self._crf
+
+    def _crf_inputs(self, inputs: Tensor, seg_logits: Tensor,
+                    scores: bool):
+        """What DenseCRF refines for each image of the batch
+        (``test_cfg.crf``): (B, H, W, 3) uint8 images and (B, K+1, H, W)
+        probabilities at the input size. ``seg_logits`` are softmax-ed, or,
+        when ``scores`` (CAM-only models: background constant + CAMs),
+        divided by their sum."""
         pre = self.data_preprocessor
         imgs = inputs.detach().float()
         if getattr(pre, '_enable_normalize', False):
@@ -388,10 +406,7 @@ class WSSSBaseSegmentor(BaseSegmentor):
             probs = seg_logits.float().softmax(dim=1)
         # the bilateral kernel treats colour channels alike: RGB or BGR
         # order does not matter
-        return torch.stack([
-            self._crf.refine_tensor(img.cpu().numpy(), p)
-            for img, p in zip(imgs, probs)
-        ])
+        return imgs, probs
 
     def postprocess_maps(self, maps: Dict[str, Tensor],
                          data_samples: OptSampleList = None) -> SampleList:
