@@ -1,4 +1,5 @@
 import hashlib
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -91,3 +92,108 @@ def test_convert_vit_weights_roundtrip(tmp_path):
     dst.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
+
+
+# ------------------------------------------------------------ GPU check
+def _bash(args, **kw):
+    return subprocess.run(['bash'] + args, cwd=REPO, capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+def test_gpu_check_plans_every_step_and_refuses_bad_arguments(tmp_path):
+    """tools/gpu_check.sh --dry-run: the offline install (no index, wheels
+    without deps, mmcv from its sdist through build_mmcv.sh, which hides the
+    GPU), the three benchmarks at 448x448 batch 4 and both coco128 runs;
+    bad arguments exit 2 with the reason."""
+    out = _bash(['tools/gpu_check.sh', '--dry-run', '--pack-dir',
+                 str(tmp_path / 'pack'), '--out', str(tmp_path / 'o'),
+                 '--iters', '120'])
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert 'pip install -q --no-deps' in text
+    assert 'tools/build_mmcv.sh' in text
+    for cfg in ('cam_vitb_voc', 'cosa_vitb_voc', 'cosa_swin-b_voc'):
+        assert f'{cfg}.py --device cuda --batch-size 4 --crop-size 448 448' \
+            in text
+    for cfg in ('cam_dinov2s_coco128_gpu', 'cosa_dinov2s_coco128_gpu'):
+        assert f'{cfg}.py for 120 iterations' in text
+    only = _bash(['tools/gpu_check.sh', '--dry-run', '--only', 'bench',
+                  '--out', str(tmp_path / 'o')])
+    assert 'benchmark.py' in only.stdout and 'pip' not in only.stdout
+    for bad, why in ((['--iters', '0'], 'positive integer'),
+                     (['--only', 'train'], 'install, bench or coco'),
+                     (['--frobnicate'], 'unknown argument')):
+        res = _bash(['tools/gpu_check.sh'] + bad)
+        assert res.returncode == 2 and why in res.stderr, bad
+    # without the pack, the install step says how to make it
+    res = _bash(['tools/gpu_check.sh', '--only', 'install', '--pack-dir',
+                 str(tmp_path / 'none'), '--out', str(tmp_path / 'o')])
+    assert res.returncode == 1 and 'gpu_check.sh --pack' in res.stderr
+    # build_mmcv.sh hides the GPU and patches C++20 for torch >= 2.14
+    build = open(osp.join(REPO, 'tools', 'build_mmcv.sh')).read()
+    assert 'CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 FORCE_CUDA=0' in build
+    assert 's/-std=c++17/-std=c++20/g' in build
+    wh = _bash(['tools/make_wheelhouse.sh', '--dry-run', '--out',
+                str(tmp_path / 'wh'), '--python-version', '3.12'])
+    assert wh.returncode == 0
+    assert '--python-version 3.12' in wh.stdout and \
+        'mmcv==2.1.0' in wh.stdout and 'setuptools<70' in wh.stdout
+    assert _bash(['tools/make_wheelhouse.sh', '--python-version',
+                  'py3']).returncode == 2
+
+
+def test_gpu_check_install_step_runs_offline(tmp_path):
+    """The install step against an environment that already has
+    everything: no index is touched (PIP_NO_INDEX), nothing is rebuilt,
+    and it ends by importing the project."""
+    wh = tmp_path / 'pack' / 'wheelhouse'
+    wh.mkdir(parents=True)
+    env = dict(os.environ, PIP_INDEX_URL='http://127.0.0.1:9/nowhere')
+    res = _bash(['tools/gpu_check.sh', '--only', 'install', '--pack-dir',
+                 str(tmp_path / 'pack'), '--out', str(tmp_path / 'o'),
+                 '--python', sys.executable], env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert 'build_mmcv' not in res.stdout  # mmcv.ops already imports
+    assert '[gpu_check] mmseg_wsss imports: mmcv 2.1.0' in res.stdout
+
+
+def test_gpu_pack_assets_round_trip_and_summary(tmp_path):
+    import json
+
+    import torch
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import gpu_pack_assets as gpa
+    finally:
+        sys.path.pop(0)
+    torch.save({'w': torch.tensor([1.0, 0.1]), 'n': torch.tensor([3])},
+               tmp_path / 'w.pth')
+    data = tmp_path / 'data'
+    (data / 'JPEGImages').mkdir(parents=True)
+    (data / 'ImageSets' / 'Segmentation').mkdir(parents=True)
+    (data / 'ImageSets' / 'Segmentation' / 'all.txt').write_text('a\n')
+    from PIL import Image
+    Image.new('RGB', (20, 10), (200, 10, 10)).save(data / 'JPEGImages' /
+                                                   'a.jpg')
+    gpa.pack(str(tmp_path / 'w.pth'), str(data), str(tmp_path / 'pack'))
+    assert (tmp_path / 'pack' / 'coco128_voc' / 'ImageSets').is_dir()
+    half = torch.load(tmp_path / 'pack' / gpa.WEIGHTS_NAME)
+    assert half['w'].dtype == torch.float16 and half['n'].dtype == torch.long
+    gpa.unpack(str(tmp_path / 'pack'), str(tmp_path / 'back.pth'))
+    back = torch.load(tmp_path / 'back.pth')
+    torch.testing.assert_close(back['w'], torch.tensor([1.0, 0.1]),
+                               atol=1e-3, rtol=0)
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'bench_cosa.json').write_text(json.dumps(dict(
+        device_name='H200', wsss=dict(step_s_median=0.5, peak_mem_mib=9e3),
+        supervised=dict(step_s_median=0.25, peak_mem_mib=6e3),
+        ratio=dict(reads='2.00x measured / 1.80x ideal', peak_mem=1.5))))
+    (out / 'cam.log').write_text(
+        'x - Iter(val) [97/97]    aAcc: 50.0000  mIoU: 12.3400  '
+        'train/cam/mIoU: 31.5000  train/cam/bg_thr: 0.2500  time: 0.1\n')
+    res = gpa.summary(str(out))
+    assert res['bench']['cosa']['reads'].startswith('2.00x')
+    assert res['coco128']['cam']['mIoU'] == 12.34
+    assert res['coco128']['cam']['train/cam/bg_thr'] == 0.25
+    assert json.load(open(out / 'summary.json')) == res

@@ -39,5 +39,6 @@ SETUPTOOLS_NOW="$("$PY" -c 'import setuptools; print(setuptools.__version__)')"
 "$PY" -m pip install -q "setuptools<70" wheel
 CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
   "$PY" -m pip install --no-build-isolation --no-deps .
-"$PY" -m pip install -q "setuptools==$SETUPTOOLS_NOW"
+"$PY" -m pip install -q "setuptools==$SETUPTOOLS_NOW" || \
+  echo "[build_mmcv] could not restore setuptools $SETUPTOOLS_NOW (offline?): setuptools<70 stays" >&2
 "$PY" -c 'import mmcv.ops; print("[build_mmcv] mmcv", __import__("mmcv").__version__, "with ops")'
