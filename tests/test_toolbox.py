@@ -434,3 +434,11 @@ def test_export_two_processes_equals_one(export_setup):
             np.array(Image.open(osp.join(two, seg, n))))
     assert json.load(open(osp.join(two, 'summary.json')))['mIoU'] == \
         json.load(open(osp.join(one, 'summary.json')))['mIoU']
+
+
+def test_dynamic_threshold_benchmark_reports_both_fits():
+    from mmseg_wsss.utils.benchmark import bench_dynamic_threshold
+    res = bench_dynamic_threshold(sizes=(10_000, 100_000), calls=2)
+    for fit in ('samples', 'histogram'):
+        assert set(res[fit]) == {10_000, 100_000, 'ratio_100k_10k'}
+        assert all(v > 0 for v in res[fit].values())

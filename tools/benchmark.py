@@ -26,12 +26,16 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import mmseg_wsss  # noqa: F401
-from mmseg_wsss.utils.benchmark import run_benchmark
+from mmseg_wsss.utils.benchmark import bench_dynamic_threshold, run_benchmark
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
+    parser.add_argument('config', nargs='?')
+    parser.add_argument(
+        '--dynamic-threshold', action='store_true',
+        help='only time DynamicThreshold.update at 10k / 100k / 1M queued '
+        'samples, the exact sample fit vs the histogram fit (no config)')
     parser.add_argument(
         '--device',
         default='cuda' if torch.cuda.is_available() else 'cpu',
@@ -64,11 +68,18 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.dynamic_threshold:
+        result = dict(dynamic_threshold_ms_per_call=bench_dynamic_threshold(),
+                      torch_threads=torch.get_num_threads())
+        return _emit(result, args.out)
+    if args.config is None:
+        raise SystemExit(
+            'benchmark.py: give a CONFIG (or --dynamic-threshold)')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     init_default_scope('mmseg')
     # init_weights reports every parameter at INFO level: keep stdout JSON
     MMLogger.get_instance('mmengine').setLevel(logging.WARNING)
@@ -84,11 +95,15 @@ def main():
         attn_all_blocks=args.attn_all_blocks)
     result['config'] = args.config
     result['cfg_options'] = args.cfg_options or {}
+    _emit(result, args.out)
+
+
+def _emit(result: dict, out) -> None:
     text = json.dumps(result, indent=2, default=str)
     print(text)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
+    if out:
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+        with open(out, 'w') as f:
             f.write(text + '\n')
 
 

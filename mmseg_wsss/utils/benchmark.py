@@ -430,3 +430,33 @@ def run_benchmark(cfg: Config,
         result['ratio' if name == 'wsss' else
                'ratio_' + name[len('wsss_'):]] = ratio
     return result
+
+
+def bench_dynamic_threshold(sizes=(10_000, 100_000, 1_000_000),
+                            fits=('samples', 'histogram'),
+                            push: int = 2000,
+                            calls: int = 10,
+                            seed: int = 0) -> dict:
+    """Per-call time of :meth:`DynamicThreshold.update` with a full queue of
+    each size, for each fit, in this process: ``{fit: {size: ms}}`` and the
+    100k / 10k ratio per fit. Every call pushes ``push`` new values (a
+    CoSA step's CAM maxima) and refits."""
+    from mmseg_wsss.models.pseudo_labels import DynamicThreshold
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for fit in fits:
+        out[fit] = {}
+        for size in sizes:
+            dt = DynamicThreshold(queue_size=size, fit=fit)
+            dt.update(0.06 + 0.94 * torch.rand(size, generator=g))
+            batch = 0.06 + 0.94 * torch.rand(push, generator=g)
+            dt.update(batch)  # warm-up call
+            n = max(2, calls if fit == 'histogram' or size <= 100_000
+                    else calls // 3)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                dt.update(batch)
+            out[fit][size] = 1000 * (time.perf_counter() - t0) / n
+        if 10_000 in out[fit] and 100_000 in out[fit]:
+            out[fit]['ratio_100k_10k'] = out[fit][100_000] / out[fit][10_000]
+    return out
