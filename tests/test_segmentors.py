@@ -146,3 +146,55 @@ def test_cam_head_pooling_modes():
     topk.classifier.weight.data = head.classifier.weight.data
     x3 = torch.tensor([[[[3.0, 1.0, 0.0, 2.0]], [[0.0] * 4]]])
     assert topk(x3).item() == (3.0 + 2.0) / 2
+
+
+def test_feature_affinity_refinement_switches(toy_root):
+    """test_cfg.feat_refine refines the predicted CAMs over the backbone's
+    own tokens (exactly feature_affinity_refine of the unrefined maps);
+    train_cfg.feat_refine refines the pseudo-label CAM of the CAM baseline
+    and of CoSA; unknown keys are refused."""
+    from mmseg_wsss.models.pseudo_labels import (feature_affinity_refine,
+                                                 normalize_cam)
+    ds = _toy_ds(toy_root, TEST_PIPELINE, test_mode=True)
+    cfg = tiny_cam_model_cfg()
+    cfg['test_cfg'] = dict(scales=(1.0, ), flip=False)
+    plain = MODELS.build(cfg).eval()
+    plain.init_weights()
+    cfg['test_cfg']['feat_refine'] = dict(beta=2.0, steps=2)
+    refined = MODELS.build(cfg).eval()
+    refined.load_state_dict(plain.state_dict())
+    batch = _batch(ds, [0])
+    with torch.no_grad():
+        data = plain.data_preprocessor(copy.deepcopy(batch), False)
+        raw = plain._aggregate(data['inputs'], (1.0, ), False)['cam']
+        from mmseg_wsss.models.pseudo_labels import resize_to_multiple
+        tokens = plain.backbone.forward_wsss(
+            resize_to_multiple(data['inputs'], 1.0, 8))['tokens']
+        want = normalize_cam(feature_affinity_refine(raw, tokens, 2.0, 2))
+        got = refined.test_step(copy.deepcopy(batch))[0].cams.data
+        base = plain.test_step(copy.deepcopy(batch))[0].cams.data
+    torch.testing.assert_close(got, want[0], atol=1e-5, rtol=1e-4)
+    assert (got - base).abs().max() > 1e-3
+    bad = tiny_cam_model_cfg()
+    bad['test_cfg'] = dict(feat_refine=dict(beta=1.0, step=2))
+    with pytest.raises(KeyError, match="did you mean 'steps'"):
+        MODELS.build(bad)
+
+    train_ds = _toy_ds(toy_root, TRAIN_PIPELINE)
+    for kind in ('CAMSegmentor', 'CoSA'):
+        tcfg = tiny_cam_model_cfg(warmup_iters=0)
+        tcfg['train_cfg']['feat_refine'] = dict(beta=1.0, steps=1,
+                                                color_sigma=0.2)
+        if kind == 'CoSA':
+            tcfg.update(type='CoSA', momentum=0.9)
+        model = MODELS.build(tcfg).train()
+        seen = []
+        orig = model.refine_by_features
+        model.refine_by_features = lambda *a, **k: seen.append(1) or orig(
+            *a, **k)
+        losses = model.loss(**model.data_preprocessor(
+            _batch(train_ds, [0, 1]), True))
+        assert seen == [1], kind
+        # the pseudo-label losses ran: the decoder's (baseline), CAM-to-seg
+        key = 'loss_c2s' if kind == 'CoSA' else 'loss_seg'
+        assert torch.isfinite(losses[key]), kind

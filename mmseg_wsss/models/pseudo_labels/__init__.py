@@ -2,6 +2,7 @@
 from .cosa import raw_weights, seg_pseudo_label
 from .apc import label_merge
 from .par import par_refine
+from .feat_affinity import feature_affinity_refine, token_affinity
 from .getam import class_token_gradient_map
 from .dynamic_threshold import (DynamicThreshold, fit_gmm_1d, fit_gmm_hist,
                                 gmm_thresholds)
@@ -15,5 +16,6 @@ __all__ = [
     'resize_to_multiple', 'raw_weights', 'seg_pseudo_label',
     'label_merge', 'par_refine', 'class_token_gradient_map',
     'DynamicThreshold', 'fit_gmm_hist',
-    'fit_gmm_1d', 'gmm_thresholds'
+    'fit_gmm_1d', 'gmm_thresholds', 'feature_affinity_refine',
+    'token_affinity'
 ]

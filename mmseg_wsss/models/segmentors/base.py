@@ -6,6 +6,7 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.models.utils import resize
@@ -14,8 +15,10 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
-from ..backbones import SharedDropPath, require_attention
-from ..pseudo_labels import multi_scale_flip, normalize_cam
+from ..backbones import (SharedDropPath, preserve_bn_stats,
+                         require_attention)
+from ..pseudo_labels import (multi_scale_flip, normalize_cam,
+                             resize_to_multiple)
 
 
 @contextmanager
@@ -33,6 +36,17 @@ def image_labels_known(model, known: bool = True):
         yield model
     finally:
         model._image_labels_known = old
+
+
+def feat_refine_args(beta: float = 1.0,
+                     steps: int = 1,
+                     color_sigma: Optional[float] = None,
+                     pos_sigma: Optional[float] = None) -> dict:
+    """The keys of ``train_cfg.feat_refine`` / ``test_cfg.feat_refine`` and
+    their defaults (:func:`feature_affinity_refine`; a colour term only with
+    ``color_sigma``)."""
+    return dict(beta=beta, steps=steps, color_sigma=color_sigma,
+                pos_sigma=pos_sigma)
 
 
 def refuse_pretrained(pretrained: Optional[str]) -> None:
@@ -84,7 +98,8 @@ class WSSSBaseSegmentor(BaseSegmentor):
     TRAIN_CFG: dict = dict()
     #: ``test_cfg`` keys and their defaults, likewise. mmseg's own keys
     #: (``mode``, ``crop_size``, ``stride``) are always accepted.
-    TEST_CFG: dict = dict(scales=(1.0, ), flip=False, bg_thr=0.45, crf=None)
+    TEST_CFG: dict = dict(
+        scales=(1.0, ), flip=False, bg_thr=0.45, crf=None, feat_refine=None)
     MMSEG_TEST_CFG_KEYS = ('mode', 'crop_size', 'stride')
 
     @classmethod
@@ -128,7 +143,9 @@ class WSSSBaseSegmentor(BaseSegmentor):
         for cfg, key, fn, skip in (
                 (self.test_cfg, 'crf', DenseCRF.__init__, 1),
                 (self.test_cfg, 'getam', class_token_gradient_map, 3),
-                (self.train_cfg, 'par', par_refine, 2)):
+                (self.train_cfg, 'par', par_refine, 2),
+                (self.test_cfg, 'feat_refine', feat_refine_args, 0),
+                (self.train_cfg, 'feat_refine', feat_refine_args, 0)):
             if isinstance(cfg.get(key), dict):
                 # per-batch arguments the segmentor passes itself
                 params = [
@@ -348,6 +365,12 @@ class WSSSBaseSegmentor(BaseSegmentor):
             inputs, cfg.get('scales', (1.0, )), cfg.get('flip', False), fn,
             cam_reduce='sum' if cfg.get('localizer') == 'getam' else
             'max_relu')
+        if cfg.get('feat_refine') not in (None, False) and 'cam' in maps:
+            labels = self.present_classes(data_samples)
+            maps['cam'] = self.refine_by_features(
+                maps['cam'], inputs, cfg['feat_refine'],
+                present=None if labels is None else torch.stack(
+                    [s.gt_img_labels for s in data_samples]).to(inputs))
         out = dict(seg_logits=self._seg_logits(maps))
         if 'cam' in maps:
             out['cams'] = normalize_cam(maps['cam'])
@@ -370,6 +393,41 @@ class WSSSBaseSegmentor(BaseSegmentor):
                     for img, p in zip(imgs, probs)
                 ])
         return self.postprocess_maps(out, data_samples)
+
+    def refinement_backbone(self):
+        """The backbone whose tokens :meth:`refine_by_features` uses."""
+        return self.backbone
+
+    @torch.no_grad()
+    def refine_by_features(self,
+                           maps: Tensor,
+                           inputs: Tensor,
+                           cfg,
+                           feats: Optional[Tensor] = None,
+                           present: Optional[Tensor] = None) -> Tensor:
+        """:func:`feature_affinity_refine` of ``maps`` (B, K, H, W) over the
+        token features of ``inputs`` (a no-grad scale-1 forward of
+        :meth:`refinement_backbone`, unless ``feats`` are given), with the
+        arguments ``cfg`` (``True`` for the defaults; see
+        :func:`feat_refine_args`)."""
+        from ..pseudo_labels import feature_affinity_refine
+        args = feat_refine_args(**({} if cfg is True else dict(cfg)))
+        if feats is None:  # the token grid of the input's own size
+            x = resize_to_multiple(inputs, 1.0, self.patch_size)
+            with preserve_bn_stats(self):
+                feats = self.refinement_backbone().forward_wsss(x)['tokens']
+        colors = None
+        if args['color_sigma'] is not None:
+            pre = self.data_preprocessor
+            img = inputs.float()
+            if getattr(pre, '_enable_normalize', False):
+                img = img * pre.std.to(img) + pre.mean.to(img)
+            colors = F.adaptive_avg_pool2d(img / 255.0, feats.shape[-2:])
+        return feature_affinity_refine(
+            maps, feats.detach(), beta=args['beta'], steps=args['steps'],
+            present=present, colors=colors,
+            color_sigma=args['color_sigma'] or 0.1,
+            pos_sigma=args['pos_sigma'])
 
     def crf_args(self) -> dict:
         """``test_cfg.crf`` as :class:`DenseCRF` arguments."""

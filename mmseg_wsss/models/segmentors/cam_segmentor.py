@@ -37,7 +37,10 @@ class CAMSegmentor(WSSSBaseSegmentor):
         train_cfg (dict): ``warmup_iters`` (classification-only iterations,
             default 0), ``cam_scales`` ((1.0, 0.5, 1.5)), ``cam_flip`` (True),
             ``low_thr`` (0.25), ``high_thr`` (0.7), ``autocast`` (True: the
-            no-grad CAM pass runs in bf16 on CUDA).
+            no-grad CAM pass runs in bf16 on CUDA), ``feat_refine`` (None;
+            True or a dict of :func:`feat_refine_args`: the pseudo-label
+            CAM is propagated over the affinity of the crop's own tokens,
+            :func:`feature_affinity_refine`, restricted to present classes).
         test_cfg (dict): See :class:`WSSSBaseSegmentor`.
         token_head (dict, optional): A :class:`ClsTokenHead` on the class
             token, trained with the image labels (``loss_cls_token``); with
@@ -55,7 +58,8 @@ class CAMSegmentor(WSSSBaseSegmentor):
         cam_flip=True,
         low_thr=0.25,
         high_thr=0.7,
-        autocast=True)
+        autocast=True,
+        feat_refine=None)
     TEST_CFG = dict(localizer='cam', getam=dict())
 
     def __init__(self,
@@ -175,6 +179,10 @@ class CAMSegmentor(WSSSBaseSegmentor):
             return losses
 
         cam = self.multi_scale_cam(inputs)
+        if self.train_cfg.get('feat_refine'):
+            cam = normalize_cam(self.refine_by_features(
+                cam, inputs, self.train_cfg['feat_refine'],
+                feats=feats['tokens'], present=img_labels))
         valid = valid_mask_of(data_samples, inputs.shape[-2:], inputs.device)
         pseudo = cam_to_label(cam, img_labels, self.train_cfg['low_thr'],
                               self.train_cfg['high_thr'], valid)

@@ -163,6 +163,12 @@ class CoSA(CAMSegmentor):
         return self.forward_net(
             self.assignment_net if net == 'an' else self, inputs)
 
+    def refinement_backbone(self):
+        """The predicting network's backbone (``test_cfg.predict_net``)."""
+        if self.test_cfg.get('predict_net', 'an') == 'an':
+            return self.assignment_net['backbone']
+        return self.backbone
+
     # ------------------------------------------------------------ training
     def loss(self, inputs, data_samples: SampleList) -> dict:
         """One CoSA iteration, step by step (``methods.md`` §2)."""
@@ -191,6 +197,13 @@ class CoSA(CAMSegmentor):
         an = self.no_grad_multi_scale(
             lambda x: self.forward_net(self.assignment_net, x, True), weak)
         cam = mask_cam_by_labels(normalize_cam(an['cam']), img_labels)
+        if cfg.get('feat_refine'):  # over the AN's tokens of the weak view
+            with torch.no_grad():
+                tokens = self.assignment_net['backbone'].forward_wsss(
+                    weak)['tokens']
+            cam = normalize_cam(self.refine_by_features(
+                cam, weak, cfg['feat_refine'], feats=tokens,
+                present=img_labels))
         aux_cam = mask_cam_by_labels(normalize_cam(an['aux_cam']), img_labels)
         valid = valid_mask_of(data_samples, weak.shape[-2:], weak.device)
         grid = feats['grid']
