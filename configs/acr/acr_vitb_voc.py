@@ -6,6 +6,23 @@
 # The CAM head is kept (its loss is logged) but the maps come from the class
 # token: test_cfg.localizer='getam' (start block 10 of 0..11, affinity
 # refinement on). No decoder: this is the localisation stage.
+#
+# As in the authors' code (ACR_WSSS: train_acr.py, DPT/ACR.py, infer_cam.py):
+# - the training loss is CE(x) + CE(x') + alpha (L_int + L_aff): the flipped
+#   crop, forwarded anyway for its attention, is classified too
+#   (ACRLoss(flip_cls=True));
+# - GETAM's affinity sums the attention of ALL blocks (affinity_blocks='all',
+#   the default); 'chosen' sums only the gradient blocks (10-11), which is
+#   what this project did before.
+# Where this config still differs from their code (no change made; nothing
+# measured here says one is better):
+# - test-time scales: theirs 1.0 only, ours (1.0, 0.5, 1.5) + flip for the
+#   train-set maps (scales=(1.0, ) to match);
+# - upsampling: theirs align_corners=True, ours False (mmseg's default);
+# - map normalisation eps: theirs 1e-6, ours 1e-5 (normalize_cam);
+# - backbone: theirs a hybrid R50 + ViT-B/16, ours the plain ViT-B/16 (the
+#   checkpoint of the CoSA / CAM-baseline configs); the paper's 67.3 mIoU
+#   is for the hybrid.
 _base_ = ['../baseline/cam_vitb_voc.py']
 model = dict(
     decode_head=None,
@@ -14,7 +31,7 @@ model = dict(
     train_cfg=dict(warmup_iters=0),
     test_cfg=dict(
         localizer='getam',
-        getam=dict(start_block=-2, affinity=True),
+        getam=dict(start_block=-2, affinity=True, affinity_blocks='all'),
         scales=(1.0, 0.5, 1.5),
         flip=True,
         bg_thr=0.45))
