@@ -6,7 +6,12 @@ _base_ = ['../baseline/cam_tiny_toy.py']
 model = dict(
     decode_head=None,
     token_head=dict(type='ClsTokenHead', in_channels=128, num_classes=4),
-    regularizers=[dict(type='ACRLoss', loss_weight=125.0, flip_cls=True)],
+    # the authors' training: CE on the image and on its flip + ACR; one
+    # drop-path mask for both views
+    regularizers=[
+        dict(type='ACRLoss', loss_weight=125.0, flip_cls=True,
+             shared_drop_path=True)
+    ],
     train_cfg=dict(warmup_iters=0),
     test_cfg=dict(
         localizer='getam',

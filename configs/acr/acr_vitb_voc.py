@@ -13,7 +13,11 @@
 #   (ACRLoss(flip_cls=True));
 # - GETAM's affinity sums the attention of ALL blocks (affinity_blocks='all',
 #   the default); 'chosen' sums only the gradient blocks (10-11), which is
-#   what this project did before.
+#   what this project did before (on the synthetic set neither is better:
+#   31.0 vs 34.8 and 22.8 vs 17.5 mIoU on two seeds);
+# - their ViT has no drop path; ours keeps 0.1 with one mask shared by the
+#   image and its flip (shared_drop_path: on the synthetic set off / shared /
+#   independent gave 80.8 / 81.2 / 81.0 CAM mIoU, i.e. no difference).
 # Where this config still differs from their code (no change made; nothing
 # measured here says one is better):
 # - test-time scales: theirs 1.0 only, ours (1.0, 0.5, 1.5) + flip for the
@@ -27,7 +31,10 @@ _base_ = ['../baseline/cam_vitb_voc.py']
 model = dict(
     decode_head=None,
     token_head=dict(type='ClsTokenHead', in_channels=768, num_classes=20),
-    regularizers=[dict(type='ACRLoss', loss_weight=125.0, flip_cls=True)],
+    regularizers=[
+        dict(type='ACRLoss', loss_weight=125.0, flip_cls=True,
+             shared_drop_path=True)
+    ],
     train_cfg=dict(warmup_iters=0),
     test_cfg=dict(
         localizer='getam',
