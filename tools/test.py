@@ -76,6 +76,8 @@ def main():
                    else [cfg.test_evaluator]):
             if ev['type'] == 'IoUMetric':
                 ev['output_dir'] = args.out
+    if cfg.get('test_cfg') is None:
+        cfg.test_cfg = dict(type='TestLoop')
     if cfg.test_cfg.get('type', 'TestLoop') in ('TestLoop', 'WSSSTestLoop'):
         cfg.test_cfg['type'] = 'WSSSTestLoop'
         if args.crf_workers is not None:

@@ -70,6 +70,9 @@ class WSSSTestLoop(TestLoop):
         if self.crf_workers <= 0 or test_cfg.get('crf') in (None, False) \
                 or not hasattr(model, 'crf_args'):
             return super().run()
+        # fail here, with the install hint, if pydensecrf is missing: a
+        # worker whose initializer raises is restarted by the pool forever
+        model.crf_module()
         print_log(f'test-time DenseCRF in {self.crf_workers} worker '
                   'process(es)', logger='current')
         pool = mp.get_context('spawn').Pool(
