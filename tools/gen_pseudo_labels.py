@@ -264,6 +264,8 @@ def main():
     crf_cfg = test_cfg.pop('crf', None)
     crf_cfg = dict(crf_cfg) if isinstance(crf_cfg, dict) else {}
     crf_cfg = crf_cfg if args.crf else None
+    if crf_cfg is not None:  # fail now (install hint), not in the workers
+        DenseCRF(**crf_cfg)
     if args.source == 'cam':
         scales = args.scales or cfg.model.get('train_cfg', {}).get(
             'cam_scales', test_cfg.get('scales', (1.0, )))
