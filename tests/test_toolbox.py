@@ -303,6 +303,21 @@ def test_benchmark_reports_both_models_and_their_ratio():
     json.dumps(res)  # JSON-serialisable
 
 
+def test_benchmark_never_loads_pretrained_weights():
+    """The GPU check benchmarks configs whose weights (a local file, a
+    model-zoo URL) are not there: the benchmark drops every source."""
+    from mmseg_wsss.utils.benchmark import without_pretrained
+    for path in ('configs/cosa/cosa_vitb_voc.py',
+                 'configs/cosa/cosa_swin-b_voc.py'):
+        cfg = Config.fromfile(osp.join(REPO, path))
+        model = cfg.model.to_dict()
+        dropped = without_pretrained(model)
+        assert dropped, path
+        text = str(model)
+        assert 'Pretrained' not in text and '.pth' not in text, path
+        MODELS.build(model).init_weights()  # nothing to fetch
+
+
 def test_flop_counter_counts_fused_cpu_attention_like_explicit():
     """The fused CPU attention kernel is counted with torch's formulas for
     the fused CUDA kernels (torch registers none for the CPU one, which
