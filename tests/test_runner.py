@@ -196,6 +196,8 @@ class DumpRankStateHook(Hook):
                  on=model.backbone.state_dict(),
                  low=float(model.dynamic_threshold.low),
                  high=float(model.dynamic_threshold.high),
+                 hist=model.dynamic_threshold.hist.clone(),
+                 broadcast=getattr(runner.model, 'broadcast_buffers', None),
                  updates=int(model.an_updates)),
             f'{runner.work_dir}/rank{get_rank()}.pth')
 '''
@@ -204,7 +206,9 @@ class DumpRankStateHook(Hook):
 def test_cosa_two_cpu_processes_keep_an_and_thresholds_identical(
         tmp_path, toy_root):
     """tools/dist_train.sh with CoSA past the warm-up: DDP keeps ON in sync,
-    the EMA hook keeps AN in sync, the thresholds are rank-averaged."""
+    the EMA hook keeps AN in sync, the thresholds are one global statistic:
+    identical on both ranks while each rank queues its own samples (DDP does
+    not broadcast the buffers)."""
     (tmp_path / 'wsss_dump_hook.py').write_text(DUMP_HOOK)
     cfg = write_cosa_cfg(tmp_path, toy_root, max_iters=6, extra='''
 custom_imports = dict(imports=['mmseg_wsss', 'wsss_dump_hook'],
@@ -226,6 +230,9 @@ custom_hooks = [dict(type='AssignmentNetEMAHook'),
     assert r0['updates'] == r1['updates'] == 6
     assert r0['low'] == r1['low'] and r0['high'] == r1['high']
     assert (r0['low'], r0['high']) != (0.25, 0.7)  # the thresholds moved
+    assert r0['broadcast'] is False  # DDP leaves the queues alone
+    assert not torch.equal(r0['hist'], r1['hist'])  # each rank its own
+    assert int(r0['hist'].sum()) > 0 and int(r1['hist'].sum()) > 0
     for k, v in r0['an'].items():
         assert torch.equal(v, r1['an'][k]), k
     for k, v in r0['on'].items():

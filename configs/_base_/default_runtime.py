@@ -13,6 +13,11 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-# the decode head gets no gradient during the classification-only warm-up
+# the decode head gets no gradient during the classification-only warm-up;
+# no buffer broadcast (mmengine's own default): each rank keeps its own
+# dynamic-threshold queue, whose histogram CoSA sums over the ranks (with
+# DDP's default every forward would copy rank 0's queue to all ranks)
 model_wrapper_cfg = dict(
-    type='MMDistributedDataParallel', find_unused_parameters=True)
+    type='MMDistributedDataParallel',
+    find_unused_parameters=True,
+    broadcast_buffers=False)
