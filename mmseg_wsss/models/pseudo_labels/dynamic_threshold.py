@@ -7,6 +7,36 @@ from mmengine.dist import all_reduce, get_world_size
 from torch import Tensor
 
 
+def gmm_log_prob(x: Tensor, mu: Tensor, var: Tensor, w: Tensor) -> Tensor:
+    """(N, 3) log of weight x Gaussian density of each sample under each
+    component (the E-step's unnormalised log responsibilities)."""
+    return -0.5 * ((x[:, None] - mu)**2 / var + torch.log(
+        2 * torch.pi * var)) + torch.log(w)
+
+
+def _em(x: Tensor,
+        mu: Tensor,
+        var: Tensor,
+        w: Tensor,
+        num_iters: int,
+        eps: float,
+        counts: Optional[Tensor] = None):
+    """``num_iters`` EM steps of a 1-D mixture from (mu, var, w); every
+    sample weighs 1, or ``counts`` (histogram bins at ``x``). Returns the
+    parameters and the last E-step's responsibilities (None without a
+    step)."""
+    total = x.numel() if counts is None else counts.sum()
+    resp = None
+    for _ in range(num_iters):
+        resp = gmm_log_prob(x, mu, var, w).softmax(dim=1)
+        r = resp if counts is None else resp * counts[:, None]
+        nk = r.sum(0) + 1e-10
+        mu = (r * x[:, None]).sum(0) / nk
+        var = (r * (x[:, None] - mu)**2).sum(0) / nk + eps
+        w = nk / total
+    return mu, var, w, resp
+
+
 def fit_gmm_1d(x: Tensor, num_iters: int = 20, eps: float = 1e-6
                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Fit a 3-component 1-D Gaussian mixture with EM.
@@ -26,16 +56,7 @@ def fit_gmm_1d(x: Tensor, num_iters: int = 20, eps: float = 1e-6
     mu = torch.stack([x.min(), x.median(), x.max()])
     var = x.var().clamp(min=eps).expand(3).clone()
     w = x.new_full((3, ), 1 / 3)
-    resp = None
-    for _ in range(num_iters):
-        log_p = -0.5 * ((x[:, None] - mu)**2 / var + torch.log(
-            2 * torch.pi * var)) + torch.log(w)
-        resp = log_p.softmax(dim=1)
-        nk = resp.sum(0) + 1e-10
-        mu = (resp * x[:, None]).sum(0) / nk
-        var = (resp * (x[:, None] - mu)**2).sum(0) / nk + eps
-        w = nk / x.numel()
-    return mu, var, w, resp
+    return _em(x, mu, var, w, num_iters, eps)
 
 
 def hist_cold_init(counts: Tensor, centers: Tensor, eps: float = 1e-6
@@ -77,23 +98,15 @@ def fit_gmm_hist(counts: Tensor,
     """
     c = counts.double()
     x = centers.double()
-    total = c.sum()
     if init is None:
         mu, var, w = hist_cold_init(c, x, eps)
     else:
         mu, var, w = (t.double().clone() for t in init)
         w = w.clamp(min=1e-8)
         var = var.clamp(min=eps)
-    resp = x.new_zeros(x.numel(), 3)
-    for _ in range(num_iters):
-        log_p = -0.5 * ((x[:, None] - mu)**2 / var + torch.log(
-            2 * torch.pi * var)) + torch.log(w)
-        resp = log_p.softmax(dim=1)
-        r = resp * c[:, None]
-        nk = r.sum(0) + 1e-10
-        mu = (r * x[:, None]).sum(0) / nk
-        var = (r * (x[:, None] - mu)**2).sum(0) / nk + eps
-        w = nk / total
+    mu, var, w, resp = _em(x, mu, var, w, num_iters, eps, counts=c)
+    if resp is None:
+        resp = x.new_zeros(x.numel(), 3)
     return mu.float(), var.float(), w.float(), resp.float()
 
 
@@ -139,13 +152,12 @@ class DynamicThreshold(nn.Module):
     1 / ``bins`` (1.5e-5) of the values' own. (Assigning coarse bins is not
     enough: near a boundary the samples are sparse, and one sample on the
     other side of a bin centre moved tau_h by 0.012.) A call costs the same
-    at 10 thousand or 1 million queued samples. EM starts cold each time, as
-    the sample
-    fit does: 20 iterations from (min, median, max) do not converge on
-    skewed mixtures, so a warm start from the previous fit (``warm_start``;
-    the fit is kept in the ``gmm`` buffer) lands elsewhere -- up to 0.09
-    away on a seeded skewed mixture, where the cold histogram fit stays
-    within 0.002 of the sample fit.
+    at 10 thousand or 1 million queued samples. EM starts cold each time,
+    as the sample fit does: 20 iterations from (min, median, max) do not
+    converge on skewed mixtures, so a warm start from the previous fit
+    (``warm_start``; the fit is kept in the ``gmm`` buffer) lands elsewhere
+    -- up to 0.09 away on a seeded skewed mixture, where the cold histogram
+    fit stays within 0.002 of the sample fit.
 
     ``fit='samples'`` is the earlier exact path (kept as the reference):
     EM over every queued value, cold-started, each rank on its own queue,
@@ -211,6 +223,10 @@ class DynamicThreshold(nn.Module):
         b = self.hist.numel()
         return (x * b).long().clamp_(0, b - 1)
 
+    def _hist_of(self, values: Tensor) -> Tensor:
+        return torch.bincount(self._bin(values.to(self.hist.device)),
+                              minlength=self.hist.numel())
+
     def _hist_from_queue(self, state_dict, prefix, *args) -> None:
         """Checkpoints written before the histogram existed hold the queue
         only: rebuild the histogram from it (and start the fit cold)."""
@@ -218,9 +234,7 @@ class DynamicThreshold(nn.Module):
                 prefix + 'hist' not in state_dict:
             q = state_dict[prefix + 'queue']
             n = int(state_dict[prefix + 'queue_len'])
-            state_dict[prefix + 'hist'] = torch.bincount(
-                self._bin(q[:n].to(self.hist.device)),
-                minlength=self.hist.numel())
+            state_dict[prefix + 'hist'] = self._hist_of(q[:n])
             state_dict[prefix + 'gmm'] = torch.zeros_like(self.gmm)
 
     def _push(self, x: Tensor) -> None:
@@ -234,8 +248,7 @@ class DynamicThreshold(nn.Module):
             self.queue_ptr.zero_()
             self.queue_len.fill_(size)
             if track:
-                self.hist.copy_(torch.bincount(self._bin(self.queue),
-                                               minlength=self.hist.numel()))
+                self.hist.copy_(self._hist_of(self.queue))
             return
         idx = (self.queue_ptr + torch.arange(n, device=x.device)) % size
         if track:
@@ -270,10 +283,8 @@ class DynamicThreshold(nn.Module):
         mu, var, w, _ = fit_gmm_hist(coarse, c_coarse,
                                      max(self.num_iters - 1, 0), init)
         self.gmm.copy_(torch.stack([mu, var, w]))
-        mu, var, w = mu.double(), var.double(), w.double()
-        log_p = -0.5 * ((c_fine[:, None] - mu)**2 / var +
-                        torch.log(2 * torch.pi * var)) + torch.log(w)
-        assign = log_p.argmax(dim=1)
+        assign = gmm_log_prob(c_fine, mu.double(), var.double(),
+                              w.double()).argmax(dim=1)
         order = mu.argsort()
         filled = counts > 0
         low = torch.nonzero(filled & (assign == order[0])).flatten()
