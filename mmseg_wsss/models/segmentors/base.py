@@ -15,6 +15,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
+from ...utils import stack_img_labels
 from ..backbones import (SharedDropPath, preserve_bn_stats,
                          require_attention)
 from ..pseudo_labels import (multi_scale_flip, normalize_cam,
@@ -338,39 +339,36 @@ class WSSSBaseSegmentor(BaseSegmentor):
                           self.test_cfg.get('bg_thr', 0.45))
         return torch.cat([bg, cam], dim=1)
 
-    def present_classes(self,
-                        data_samples: OptSampleList) -> Optional[Tensor]:
-        """(K,) bool: the classes present in any image of the batch, when
-        the caller said the image labels may be used
-        (:func:`image_labels_known`) and every sample carries them; else
-        None (all classes)."""
+    def known_image_labels(self,
+                           data_samples: OptSampleList) -> Optional[Tensor]:
+        """(B, K) image labels of the batch, when the caller said they may
+        be used (:func:`image_labels_known`) and every sample carries them;
+        else None."""
         if not getattr(self, '_image_labels_known', False) or \
                 not data_samples or \
                 any('gt_img_labels' not in s for s in data_samples):
             return None
-        return torch.stack([s.gt_img_labels
-                            for s in data_samples]).bool().any(0)
+        return stack_img_labels(data_samples, self.num_classes)
 
     def predict(self,
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
         cfg = self.test_cfg or {}
+        labels = self.known_image_labels(data_samples)
+        if labels is not None:
+            labels = labels.to(inputs.device)
         fn = None
-        classes = self.present_classes(data_samples) \
-            if cfg.get('localizer') == 'getam' else None
-        if classes is not None:
-            fn = functools.partial(
-                self.forward_maps, classes=classes.to(inputs.device))
+        if cfg.get('localizer') == 'getam' and labels is not None:
+            # only the classes present in the batch
+            fn = functools.partial(self.forward_maps,
+                                   classes=labels.bool().any(0))
         maps = self._aggregate(
             inputs, cfg.get('scales', (1.0, )), cfg.get('flip', False), fn,
             cam_reduce='sum' if cfg.get('localizer') == 'getam' else
             'max_relu')
         if cfg.get('feat_refine') not in (None, False) and 'cam' in maps:
-            labels = self.present_classes(data_samples)
             maps['cam'] = self.refine_by_features(
-                maps['cam'], inputs, cfg['feat_refine'],
-                present=None if labels is None else torch.stack(
-                    [s.gt_img_labels for s in data_samples]).to(inputs))
+                maps['cam'], inputs, cfg['feat_refine'], present=labels)
         out = dict(seg_logits=self._seg_logits(maps))
         if 'cam' in maps:
             out['cams'] = normalize_cam(maps['cam'])
@@ -393,6 +391,15 @@ class WSSSBaseSegmentor(BaseSegmentor):
                     for img, p in zip(imgs, probs)
                 ])
         return self.postprocess_maps(out, data_samples)
+
+    def pixels(self, inputs: Tensor) -> Tensor:
+        """The (B, 3, H, W) float pixel values of a preprocessed batch (the
+        data preprocessor's normalisation undone)."""
+        pre = self.data_preprocessor
+        imgs = inputs.detach().float()
+        if getattr(pre, '_enable_normalize', False):
+            imgs = imgs * pre.std.to(imgs) + pre.mean.to(imgs)
+        return imgs
 
     def refinement_backbone(self):
         """The backbone whose tokens :meth:`refine_by_features` uses."""
@@ -418,11 +425,8 @@ class WSSSBaseSegmentor(BaseSegmentor):
                 feats = self.refinement_backbone().forward_wsss(x)['tokens']
         colors = None
         if args['color_sigma'] is not None:
-            pre = self.data_preprocessor
-            img = inputs.float()
-            if getattr(pre, '_enable_normalize', False):
-                img = img * pre.std.to(img) + pre.mean.to(img)
-            colors = F.adaptive_avg_pool2d(img / 255.0, feats.shape[-2:])
+            colors = F.adaptive_avg_pool2d(
+                self.pixels(inputs) / 255.0, feats.shape[-2:])
         return feature_affinity_refine(
             maps, feats.detach(), beta=args['beta'], steps=args['steps'],
             present=present, colors=colors,
@@ -452,11 +456,8 @@ class WSSSBaseSegmentor(BaseSegmentor):
         probabilities at the input size. ``seg_logits`` are softmax-ed, or,
         when ``scores`` (CAM-only models: background constant + CAMs),
         divided by their sum."""
-        pre = self.data_preprocessor
-        imgs = inputs.detach().float()
-        if getattr(pre, '_enable_normalize', False):
-            imgs = imgs * pre.std.to(imgs) + pre.mean.to(imgs)
-        imgs = imgs.clamp(0, 255).round().byte().permute(0, 2, 3, 1)
+        imgs = self.pixels(inputs).clamp(0, 255).round().byte().permute(
+            0, 2, 3, 1)
         if scores:
             probs = seg_logits.clamp(min=0)
             probs = probs / probs.sum(1, keepdim=True).clamp(min=1e-8)
