@@ -241,6 +241,39 @@ def test_apc_par_option_refines_the_patch_pseudo_label(toy_root):
     assert set(refined[1].unique().tolist()) <= {0, 2, 3}
 
 
+def test_apc_feat_refine_option_propagates_the_patch_scores():
+    """train_cfg.feat_refine: the label-merged patch scores (background
+    included) are propagated over the token affinity before the argmax.
+    Two token groups (left / right halves, orthogonal features): a class
+    that wins 5 of the 8 left tokens takes the whole left half (the mean of
+    its renormalised scores there is 0.61 against background's 0.39), and
+    no absent class appears."""
+    from mmseg_wsss.models.pseudo_labels import feature_affinity_refine
+    cfg = tiny_apc_cfg()
+    cfg['train_cfg'] = dict(feat_refine=dict(beta=1.0, steps=1))
+    model = MODELS.build(cfg)
+    tokens = torch.zeros(1, 2, 4, 4)
+    tokens[:, 0, :, :2] = 1.0  # left half
+    tokens[:, 1, :, 2:] = 1.0  # right half
+    probs = torch.full((1, 5, 4, 4), 0.05)
+    probs[:, 0] = 0.8  # background everywhere ...
+    probs[:, 0, :2, :2] = probs[:, 0, 2, 0] = 0.05  # ... but 5 left tokens
+    probs[:, 2, :2, :2] = probs[:, 2, 2, 0] = 0.9  # ... are class 1
+    probs = probs / probs.sum(1, keepdim=True)
+    labels = torch.tensor([[0., 1, 0, 0]])
+    x = torch.randn(1, 3, 32, 32)
+    got = model.patch_pseudo_label(x, probs, labels, tokens=tokens)
+    assert got.shape == (1, 32, 32)
+    assert (got[0, :, :16] == 2).all() and (got[0, :, 16:] == 0).all()
+    scores = label_merge(probs, labels, True)
+    want = feature_affinity_refine(
+        scores, tokens, 1.0, 1, present=torch.tensor([[1., 0, 1, 0, 0]]))
+    assert torch.equal(got[0, ::8, ::8], want.argmax(1)[0])
+    model.train_cfg['feat_refine'] = None  # off: the plain label merge
+    plain = model.patch_pseudo_label(x, probs, labels, tokens=tokens)
+    assert (plain == 2).sum() == 5 * 8 * 8  # the 5 tokens' pixels
+
+
 def test_apc_takes_the_acr_regularizer_from_config(toy_root):
     """ACR plugs into APC like into the CAM baseline and CoSA: one config
     entry; only then does the backbone return attention and run a second

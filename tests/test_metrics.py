@@ -156,3 +156,48 @@ def test_pseudo_mask_metric_on_the_synthetic_set_matches_numpy(toy_root):
     best = max(ref, key=ref.get)
     assert res['cam/bg_thr'] == best
     assert res['cam/mIoU'] == round(100 * ref[best], 2)
+
+
+def test_subset_metric_reports_each_subset_like_its_own_metric(tmp_path):
+    """SubsetMetric gives the whole set under the inner metric's own names
+    and each subset under ``<name>/``, each equal to the inner metric run
+    on just those images; ids may come from a text file; a subset that
+    matches no image is an error, not a silent 0."""
+    from mmseg_wsss.evaluation import SubsetMetric
+    rng = np.random.default_rng(1)
+    k, samples = 3, []
+    for i in range(6):
+        gt = rng.integers(0, k + 1, (6, 8))
+        cams = rng.uniform(0.0, 1.0, (k, 6, 8))
+        labels = np.ones(k, np.float32)
+        s = _sample(cams, labels, gt)
+        s['img_path'] = f'/data/JPEGImages/im{i}.jpg'
+        samples.append(s)
+    meta = dict(classes=('background', 'a', 'b', 'c'))
+    (tmp_path / 'b.txt').write_text('im1\nim4\n\n')
+    metric = SubsetMetric(
+        metric=dict(type='PseudoMaskMetric', bg_thrs=[0.3, 0.6]),
+        subsets=dict(a=['im0', 'im2', 'im3'], b=str(tmp_path / 'b.txt')))
+    metric.dataset_meta = meta
+    metric.process({}, samples)
+    res = metric.evaluate(len(samples))
+
+    def alone(idx):
+        m = PseudoMaskMetric(bg_thrs=[0.3, 0.6])
+        m.dataset_meta = meta
+        m.process({}, [samples[i] for i in idx])
+        return m.evaluate(len(idx))
+
+    for prefix, idx in (('', range(6)), ('a/', [0, 2, 3]), ('b/', [1, 4])):
+        for key, val in alone(idx).items():
+            assert res[prefix + key] == val, (prefix, key)
+    assert len({res['cam/mIoU'], res['a/cam/mIoU'], res['b/cam/mIoU']}) == 3
+    bad = SubsetMetric(metric=dict(type='PseudoMaskMetric'),
+                       subsets=dict(c=['not_an_image']))
+    bad.dataset_meta = meta
+    bad.process({}, samples)
+    with pytest.raises(ValueError, match="subset.*'c'.*file names"):
+        bad.evaluate(len(samples))
+    with pytest.raises(FileNotFoundError, match='one id per line'):
+        SubsetMetric(metric=dict(type='PseudoMaskMetric'),
+                     subsets=dict(c=str(tmp_path / 'missing.txt')))

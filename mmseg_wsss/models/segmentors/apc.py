@@ -43,12 +43,15 @@ class APC(WSSSBaseSegmentor):
         train_cfg (dict): ``seg_start_iter`` (iterations before the decoder
             trains; default 0); ``par`` (None, or :func:`par_refine`
             keyword arguments: refine the label-merged patch scores on the
-            image downsampled x2 before the argmax).
+            image downsampled x2 before the argmax); ``feat_refine`` (None;
+            True or a dict of :func:`feat_refine_args`: propagate the
+            label-merged patch scores, background included, over the
+            affinity of the same forward's tokens before the argmax / PAR).
         test_cfg (dict): See :class:`WSSSBaseSegmentor`.
         regularizers (list[dict], optional): e.g. ``[dict(type='ACRLoss')]``.
     """
 
-    TRAIN_CFG = dict(seg_start_iter=0, par=None)
+    TRAIN_CFG = dict(seg_start_iter=0, par=None, feat_refine=None)
 
     def __init__(self,
                  backbone: ConfigType,
@@ -110,7 +113,8 @@ class APC(WSSSBaseSegmentor):
         if self.decode_head is None or \
                 get_current_iter() < self.train_cfg['seg_start_iter']:
             return losses
-        pseudo = self.patch_pseudo_label(inputs, probs.detach(), img_labels)
+        pseudo = self.patch_pseudo_label(inputs, probs.detach(), img_labels,
+                                         tokens=feats['tokens'])
         valid = valid_mask_of(data_samples, inputs.shape[-2:], inputs.device)
         pseudo[~valid] = 255
         losses.update(self.decode_loss(self.decode_head(feats['outs']),
@@ -118,20 +122,30 @@ class APC(WSSSBaseSegmentor):
         losses['pl_fg_ratio'] = ((pseudo > 0) & (pseudo != 255)).float().mean()
         return losses
 
-    def patch_pseudo_label(self, inputs: Tensor, probs: Tensor,
-                           img_labels: Tensor) -> Tensor:
+    def patch_pseudo_label(self,
+                           inputs: Tensor,
+                           probs: Tensor,
+                           img_labels: Tensor,
+                           tokens: Optional[Tensor] = None) -> Tensor:
         """(B, H, W) pixel labels: label-merged patch classes copied to
         their pixels, or, with ``train_cfg.par``, the label-merged scores
         upsampled to half the image size, PAR-refined, argmax-ed and
-        upsampled (nearest)."""
+        upsampled (nearest). With ``train_cfg.feat_refine`` the label-merged
+        scores are first propagated over the affinity of ``tokens`` (the
+        patch grid of ``probs``; a scale-1 forward when None)."""
         size = inputs.shape[-2:]
+        scores = label_merge(probs, img_labels, True)
+        if self.train_cfg.get('feat_refine'):
+            keep = F.pad(img_labels, (1, 0), value=1.0)
+            scores = self.refine_by_features(
+                scores, inputs, self.train_cfg['feat_refine'],
+                feats=tokens, present=keep)
         if self.train_cfg.get('par') is None:  # {} = PAR defaults
-            label = label_merge(probs, img_labels)
+            label = scores.argmax(dim=1)
             return F.interpolate(label[:, None].float(), size=size,
                                  mode='nearest')[:, 0].long()
         half = (size[0] // 2, size[1] // 2)
-        scores = F.interpolate(label_merge(probs, img_labels, True),
-                               size=half, mode='bilinear',
+        scores = F.interpolate(scores, size=half, mode='bilinear',
                                align_corners=False)
         img = F.interpolate(inputs, size=half, mode='bilinear',
                             align_corners=False)
