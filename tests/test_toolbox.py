@@ -400,6 +400,22 @@ def test_cam_visualization_hook_writes_pictures_every_n_iters(
     assert pic.shape[0] >= 2 * (18 + 96)
     with pytest.raises(IndexError, match='out of range'):
         CAMVisualizationHook(indices=[99])._get_dataset(runner)
+    # a model configured with feat_refine gets one more tile (the refined
+    # pseudo-label); its test_cfg is left as it was
+    from mmengine.dataset import pseudo_collate
+
+    from mmseg_wsss.visualization import predict_panel
+    model.eval()
+    model.test_cfg['feat_refine'] = dict(beta=2.0, steps=2)
+    data = pseudo_collate([ds[0]])
+    meta = ds.metainfo
+    plain = predict_panel(model, data, meta['classes'], meta['palette'])
+    refined = predict_panel(model, data, meta['classes'], meta['palette'],
+                            refine=model.test_cfg['feat_refine'])
+    assert model.test_cfg['feat_refine'] == dict(beta=2.0, steps=2)
+    assert refined.shape[0] == plain.shape[0]
+    assert refined.shape[1] == plain.shape[1] + 192 + 2
+    assert hook.draw(runner, 0).shape[1] == single.shape[1] + 192 + 2
 
 
 def test_slurm_scripts_call_srun_like_mmseg(tmp_path):

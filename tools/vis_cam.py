@@ -4,8 +4,12 @@
                             [--num 8] [--ids ID ...]
 
 Writes one PNG per image (image | CAM per present class | two-threshold CAM
-pseudo-label | prediction | ground truth) and ``summary.png`` stacking them.
-The pseudo-label uses the model's ``train_cfg`` thresholds.
+pseudo-label | refined pseudo-label | prediction | ground truth) and
+``summary.png`` stacking them. The pseudo-labels use the model's
+``train_cfg`` thresholds; the refined one is drawn when the config sets
+``feat_refine`` (``test_cfg``, else ``train_cfg``) or with ``--refine``
+(those settings, else the defaults): the CAMs propagated over the
+backbone's token affinity. Nothing is written outside ``--out``.
 """
 import argparse
 import os
@@ -22,7 +26,8 @@ from mmseg.registry import DATASETS
 import mmseg_wsss  # noqa: F401
 from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
                               init_trained_model)
-from mmseg_wsss.visualization import predict_panel, stack_panels
+from mmseg_wsss.visualization import (predict_panel, refine_setting,
+                                      stack_panels)
 
 
 def parse_args():
@@ -36,6 +41,9 @@ def parse_args():
     parser.add_argument('--ids', nargs='+', help='image ids to draw')
     parser.add_argument('--device', default='cuda' if
                         torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--refine', action='store_true',
+                        help='draw the feature-affinity-refined pseudo-label '
+                        'even when the config does not set feat_refine')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     add_trust_argument(parser)
     return parser.parse_args()
@@ -71,11 +79,15 @@ def main():
     else:
         indices = list(range(min(args.num, len(dataset))))
 
+    refine = refine_setting(model)
+    if args.refine and refine is None:
+        refine = True
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for idx in mmengine.track_iter_progress(indices):
         panel = predict_panel(model, pseudo_collate([dataset[idx]]),
-                              meta['classes'], meta['palette'])
+                              meta['classes'], meta['palette'],
+                              refine=refine)
         cv2.imwrite(osp.join(args.out, f'{ids[idx]}.png'), panel[..., ::-1])
         rows.append(panel)
     summary = stack_panels(rows)

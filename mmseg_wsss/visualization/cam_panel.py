@@ -41,23 +41,26 @@ def draw_cam_panel(img: np.ndarray,
                    pseudo_label: Optional[np.ndarray] = None,
                    pred: Optional[np.ndarray] = None,
                    gt: Optional[np.ndarray] = None,
-                   width: int = 192) -> np.ndarray:
+                   width: int = 192,
+                   refined_label: Optional[np.ndarray] = None) -> np.ndarray:
     """One row: image | CAM of each present class | pseudo-label |
-    prediction | ground truth.
+    refined pseudo-label | prediction | ground truth.
 
     Args:
         img (np.ndarray): (H, W, 3) RGB uint8.
         cams (np.ndarray): (K, H, W) normalised CAMs.
         img_labels (np.ndarray): (K,) multi-hot labels (which CAMs to draw).
         classes, palette: Dataset metainfo (background first).
-        pseudo_label, pred, gt (np.ndarray, optional): (H, W) label maps.
+        pseudo_label, pred, gt, refined_label (np.ndarray, optional): (H, W)
+            label maps.
     """
     tiles = [_titled(img, 'image', width)]
     for k in np.flatnonzero(img_labels):
         tiles.append(
             _titled(overlay_heatmap(img, cams[k]), f'CAM {classes[k + 1]}',
                     width))
-    for name, m in (('pseudo-label', pseudo_label), ('prediction', pred),
+    for name, m in (('pseudo-label', pseudo_label),
+                    ('refined PL', refined_label), ('prediction', pred),
                     ('ground truth', gt)):
         if m is not None:
             tiles.append(_titled(colorize_mask(m, palette), name, width))
@@ -69,29 +72,60 @@ def draw_cam_panel(img: np.ndarray,
     return np.concatenate(tiles, axis=1)
 
 
-def predict_panel(model, data: dict, classes: Sequence[str],
-                  palette: Sequence[Sequence[int]]) -> np.ndarray:
+def predict_panel(model,
+                  data: dict,
+                  classes: Sequence[str],
+                  palette: Sequence[Sequence[int]],
+                  refine=None) -> np.ndarray:
     """Run ``model.test_step`` on one collated sample and draw its panel:
     image | CAM per present class | two-threshold CAM pseudo-label (the
-    model's ``train_cfg`` thresholds) | prediction | ground truth."""
+    model's ``train_cfg`` thresholds) | prediction | ground truth.
+
+    The CAMs and their pseudo-label are the unrefined ones. With ``refine``
+    (True or a dict of feature-refinement arguments, see
+    ``feat_refine_args``) a second pass with ``test_cfg.feat_refine`` set to
+    it adds the pseudo-label of the feature-affinity-refined CAMs."""
     import mmcv
     import torch
 
     from mmseg_wsss.models.pseudo_labels import cam_to_label
-    with torch.no_grad():
-        out = model.test_step(data)[0]
-    img = mmcv.imread(out.img_path, channel_order='rgb')
-    cams = out.cams.data.float()
-    labels = out.gt_img_labels.to(cams.device)
     thr = getattr(model, 'train_cfg', None) or {}
-    pseudo = cam_to_label(cams[None], labels[None],
-                          thr.get('low_thr', 0.25),
-                          thr.get('high_thr', 0.7))[0]
+    test_cfg = model.test_cfg
+    saved = test_cfg.get('feat_refine')
+
+    def run(feat_refine):
+        test_cfg['feat_refine'] = feat_refine
+        try:
+            with torch.no_grad():
+                out = model.test_step(data)[0]
+        finally:
+            test_cfg['feat_refine'] = saved
+        cams = out.cams.data.float()
+        labels = out.gt_img_labels.to(cams.device)
+        pseudo = cam_to_label(cams[None], labels[None],
+                              thr.get('low_thr', 0.25),
+                              thr.get('high_thr', 0.7))[0]
+        return out, cams, labels, pseudo.cpu().numpy()
+
+    out, cams, labels, pseudo = run(None)
+    refined = run(refine)[3] if refine not in (None, False) else None
+    img = mmcv.imread(out.img_path, channel_order='rgb')
     gt = out.gt_sem_seg.data[0].cpu().numpy() if 'gt_sem_seg' in out \
         else None
     return draw_cam_panel(img, cams.cpu().numpy(), labels.cpu().numpy(),
-                          classes, palette, pseudo.cpu().numpy(),
-                          out.pred_sem_seg.data[0].cpu().numpy(), gt)
+                          classes, palette, pseudo,
+                          out.pred_sem_seg.data[0].cpu().numpy(), gt,
+                          refined_label=refined)
+
+
+def refine_setting(model):
+    """The feature-refinement settings a model was configured with
+    (``test_cfg.feat_refine``, else ``train_cfg.feat_refine``), or None."""
+    for cfg in (getattr(model, 'test_cfg', None),
+                getattr(model, 'train_cfg', None)):
+        if cfg and cfg.get('feat_refine') not in (None, False):
+            return cfg['feat_refine']
+    return None
 
 
 def stack_panels(rows: Sequence[np.ndarray]) -> np.ndarray:

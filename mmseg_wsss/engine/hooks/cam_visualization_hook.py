@@ -5,7 +5,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import DATASETS, HOOKS
 
-from mmseg_wsss.visualization import predict_panel, stack_panels
+from mmseg_wsss.visualization import (predict_panel, refine_setting,
+                                      stack_panels)
 
 
 @HOOKS.register_module()
@@ -73,7 +74,8 @@ class CAMVisualizationHook(Hook):
         try:
             rows = [
                 predict_panel(model, pseudo_collate([dataset[i]]),
-                              meta['classes'], meta['palette'])
+                              meta['classes'], meta['palette'],
+                              refine=refine_setting(model))
                 for i in self.indices
             ]
         finally:
