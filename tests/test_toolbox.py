@@ -187,6 +187,11 @@ def test_export_resumes_without_redoing_finished_files(export_setup):
     # resuming with other settings is refused instead of mixing exports
     with pytest.raises(AssertionError, match='other settings'):
         _export(cfg_path, ckpt, out, '--crf')
+    # ... or the feature-affinity refinement switched on (--feat-refine
+    # sets the model's test_cfg.feat_refine: the CAMs the export reads) ...
+    with pytest.raises(AssertionError,
+                       match=r'model\.test_cfg\.feat_refine: \S+ -> True'):
+        _export(cfg_path, ckpt, out, '--feat-refine')
     # ... and so is another model config (a --cfg-options override) ...
     with pytest.raises(AssertionError,
                        match=r'model\.test_cfg\.bg_thr: 0\.45 -> 0\.3'):

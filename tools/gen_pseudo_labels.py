@@ -1,8 +1,9 @@
 """Export pseudo-labels of a trained WSSS model as VOC-layout palette PNGs.
 
     python tools/gen_pseudo_labels.py CONFIG CHECKPOINT --out DIR
-        [--source cam|seg|own|an|on] [--crf] [--scales 1.0 0.5 1.5] [--no-flip]
-        [--bg-thr 0.45] [--ann-file LIST] [--workers 4] [--launcher pytorch]
+        [--source cam|seg|own|an|on] [--crf] [--feat-refine]
+        [--scales 1.0 0.5 1.5] [--no-flip] [--bg-thr 0.45] [--ann-file LIST]
+        [--workers 4] [--launcher pytorch]
 
 This is the "multi-stage" path: the export is a dataset root that mmseg's
 stock ``PascalVOCDataset`` reads directly, to train a fully supervised
@@ -22,7 +23,10 @@ background themselves: APC's label-merged patch softmax, what its decoder
 trains on), ``an`` / ``on`` (CoSA's assignment / online network's head).
 The image-level labels of the (training) images mask absent classes unless
 ``--no-label-mask``. ``--crf`` refines with DenseCRF (the config's
-``model.test_cfg.crf`` settings if it has them).
+``model.test_cfg.crf`` settings if it has them); ``--feat-refine`` (or
+``model.test_cfg.feat_refine`` in the config) propagates the CAMs over the
+backbone's token affinity first (training-free, ``pseudo_labels/
+feat_affinity.py``).
 
 Resumable: files already in ``DIR/SegmentationClass`` are kept (written
 atomically, so an interrupted run never leaves a broken PNG); they still
@@ -69,6 +73,10 @@ def parse_args():
     parser.add_argument('--source', choices=['cam', 'seg', 'own', 'an', 'on'],
                         default='cam')
     parser.add_argument('--crf', action='store_true', help='DenseCRF')
+    parser.add_argument('--feat-refine', action='store_true',
+                        help='propagate the maps over the backbone token '
+                        'affinity (the config\'s test_cfg / train_cfg '
+                        'feat_refine settings, else the defaults)')
     parser.add_argument('--scales', type=float, nargs='+',
                         help="default: train_cfg.cam_scales for 'cam', "
                         'test_cfg.scales otherwise')
@@ -272,6 +280,9 @@ def main():
     else:
         scales = args.scales or test_cfg.get('scales', (1.0, ))
     test_cfg.update(scales=tuple(scales), flip=not args.no_flip)
+    if args.feat_refine and not test_cfg.get('feat_refine'):
+        test_cfg['feat_refine'] = cfg.model.get('train_cfg', {}).get(
+            'feat_refine') or True
     if args.source in ('an', 'on'):
         if cfg.model.type != 'CoSA':
             sys.exit(f"--source {args.source} needs a CoSA model, the config "
