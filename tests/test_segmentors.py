@@ -198,3 +198,29 @@ def test_feature_affinity_refinement_switches(toy_root):
         # the pseudo-label losses ran: the decoder's (baseline), CAM-to-seg
         key = 'loss_c2s' if kind == 'CoSA' else 'loss_seg'
         assert torch.isfinite(losses[key]), kind
+
+
+def test_cam_from_forward_gives_the_same_pseudo_label_cam(toy_root):
+    """train_cfg.cam_from_forward takes the pseudo-label CAM from the
+    training forward's tokens: the same maps as the separate no-grad pass
+    (single scale, no flip, no drop-path), one backbone forward fewer; any
+    other scale/flip setting is refused at build time."""
+    cfg = tiny_cam_model_cfg(warmup_iters=0)
+    cfg['train_cfg'].update(cam_scales=(1.0, ), cam_flip=False)
+    model = MODELS.build(cfg).train()
+    model.init_weights()
+    ds = _toy_ds(toy_root, TRAIN_PIPELINE)
+    data = model.data_preprocessor(_batch(ds, [0, 1]), True)
+    feats = model.online_forward(data['inputs'])
+    calls, orig = [], model.backbone.forward_wsss
+    model.backbone.forward_wsss = lambda x: calls.append(1) or orig(x)
+    plain = model.multi_scale_cam(data['inputs'])
+    reused = model.multi_scale_cam(data['inputs'], feats['tokens'])
+    model.backbone.forward_wsss = orig
+    assert len(calls) == 1  # only the plain pass ran the backbone
+    torch.testing.assert_close(reused, plain, atol=1e-5, rtol=1e-5)
+    cfg['train_cfg']['cam_from_forward'] = True
+    MODELS.build(cfg)  # valid
+    cfg['train_cfg']['cam_flip'] = True
+    with pytest.raises(ValueError, match='cam_from_forward.*cam_flip=False'):
+        MODELS.build(cfg)

@@ -40,7 +40,13 @@ class CAMSegmentor(WSSSBaseSegmentor):
             no-grad CAM pass runs in bf16 on CUDA), ``feat_refine`` (None;
             True or a dict of :func:`feat_refine_args`: the pseudo-label
             CAM is propagated over the affinity of the crop's own tokens,
-            :func:`feature_affinity_refine`, restricted to present classes).
+            :func:`feature_affinity_refine`, restricted to present classes),
+            ``cam_from_forward`` (False; True takes the pseudo-label CAM
+            from the training forward's own tokens, detached, instead of a
+            second no-grad backbone pass: the same CAM when ``cam_scales``
+            is ``(1.0, )`` without flip and the backbone has no drop-path /
+            dropout, one backbone forward less per step -- the frozen-
+            backbone CPU recipes).
         test_cfg (dict): See :class:`WSSSBaseSegmentor`.
         token_head (dict, optional): A :class:`ClsTokenHead` on the class
             token, trained with the image labels (``loss_cls_token``); with
@@ -59,7 +65,8 @@ class CAMSegmentor(WSSSBaseSegmentor):
         low_thr=0.25,
         high_thr=0.7,
         autocast=True,
-        feat_refine=None)
+        feat_refine=None,
+        cam_from_forward=False)
     TEST_CFG = dict(localizer='cam', getam=dict())
 
     def __init__(self,
@@ -85,6 +92,14 @@ class CAMSegmentor(WSSSBaseSegmentor):
             if aux_cam_head is not None else None
         self.build_decode_head(decode_head)
         self.setup_cfgs(train_cfg, test_cfg)
+        if self.train_cfg.get('cam_from_forward') and (
+                tuple(self.train_cfg['cam_scales']) != (1.0, )
+                or self.train_cfg['cam_flip']):
+            raise ValueError(
+                'train_cfg.cam_from_forward=True reuses the training '
+                "forward's tokens: it needs cam_scales=(1.0, ) and "
+                f"cam_flip=False, got {tuple(self.train_cfg['cam_scales'])} "
+                f"and {self.train_cfg['cam_flip']}")
         self.token_head = MODELS.build(token_head) \
             if token_head is not None else None
         if self.test_cfg.get('localizer', 'cam') not in ('cam', 'getam'):
@@ -139,13 +154,25 @@ class CAMSegmentor(WSSSBaseSegmentor):
             return self._aggregate(inputs, cfg['cam_scales'],
                                    cfg['cam_flip'], fn)
 
-    def multi_scale_cam(self, inputs: Tensor) -> Tensor:
+    def multi_scale_cam(self,
+                        inputs: Tensor,
+                        tokens: Optional[Tensor] = None) -> Tensor:
         """Normalised multi-scale+flip CAM (B, K, H, W) of the current
-        network, for pseudo-labels (no grad; bf16 autocast on CUDA)."""
-        maps = self.no_grad_multi_scale(
-            lambda x: dict(cam=self.cam_head.get_cam(
-                self.backbone.forward_wsss(x)['tokens'])), inputs)
-        return normalize_cam(maps['cam'])
+        network, for pseudo-labels (no grad; bf16 autocast on CUDA). The
+        ``tokens`` of ``inputs``, when given, stand in for the backbone pass
+        at scale 1 (``train_cfg.cam_from_forward``: the only pass)."""
+        if tokens is not None and (tuple(self.train_cfg['cam_scales']) !=
+                                   (1.0, ) or self.train_cfg['cam_flip']):
+            raise ValueError('tokens of the input stand in for a single '
+                             'scale-1 pass without flip only')
+
+        def cam_of(x):
+            if tokens is not None and x.shape == inputs.shape:
+                return dict(cam=self.cam_head.get_cam(tokens.detach()))
+            return dict(cam=self.cam_head.get_cam(
+                self.backbone.forward_wsss(x)['tokens']))
+
+        return normalize_cam(self.no_grad_multi_scale(cam_of, inputs)['cam'])
 
     def classification_losses(self, feats: dict,
                               img_labels: Tensor) -> Dict[str, Tensor]:
@@ -178,7 +205,9 @@ class CAMSegmentor(WSSSBaseSegmentor):
         if self.decode_head is None or in_warmup:
             return losses
 
-        cam = self.multi_scale_cam(inputs)
+        cam = self.multi_scale_cam(
+            inputs, feats['tokens']
+            if self.train_cfg.get('cam_from_forward') else None)
         if self.train_cfg.get('feat_refine'):
             cam = normalize_cam(self.refine_by_features(
                 cam, inputs, self.train_cfg['feat_refine'],
