@@ -224,3 +224,31 @@ def test_cam_from_forward_gives_the_same_pseudo_label_cam(toy_root):
     cfg['train_cfg']['cam_flip'] = True
     with pytest.raises(ValueError, match='cam_from_forward.*cam_flip=False'):
         MODELS.build(cfg)
+
+
+def test_cosa_feat_refine_reuses_the_assignment_nets_scale1_tokens(
+        toy_root):
+    """CoSA's pseudo-label refinement takes the AN's tokens of the weak view
+    from its own scale-1 pass (the first half of the flip batch): no extra
+    AN backbone pass, the same tokens as a separate forward would give."""
+    cfg = tiny_cam_model_cfg(warmup_iters=0)
+    cfg.update(type='CoSA', momentum=0.9)
+    cfg['train_cfg'].update(cam_scales=(1.0, 0.5), cam_flip=True,
+                            feat_refine=dict(beta=1.0, steps=1))
+    model = MODELS.build(cfg).train()
+    data = model.data_preprocessor(
+        _batch(_toy_ds(toy_root, TRAIN_PIPELINE), [0, 1]), True)
+    an_backbone = model.assignment_net['backbone']
+    calls, orig = [], an_backbone.forward_wsss
+    an_backbone.forward_wsss = lambda x: calls.append(x.shape) or orig(x)
+    used, refine = [], model.refine_by_features
+    model.refine_by_features = lambda *a, **k: used.append(k['feats']) or \
+        refine(*a, **k)
+    model.loss(data['inputs'], data['data_samples'])
+    an_backbone.forward_wsss = orig
+    b, _, h, w = data['inputs'].shape
+    assert len(calls) == 2  # one pass per scale (flip batched), no third
+    assert calls[0] == (2 * b, 3, h, w)
+    with torch.no_grad():
+        want = orig(data['inputs'])['tokens']
+    torch.testing.assert_close(used[0], want, atol=1e-5, rtol=1e-5)

@@ -1,9 +1,13 @@
 # APC on coco128 with DINOv2-S/14 (CPU-sized, like the CAM baseline's
-# cam_dinov2s_coco128.py: same data, frozen backbone, schedule and seed).
-# Measured (README, Results): with the backbone frozen, AKP / max / top-6
-# pooling invert the labels on these 97 photos (own pseudo-masks 5-6 mIoU)
-# and average pooling does not (21-23):
-#   --cfg-options model.patch_head.pooling.mode=avg
+# cam_dinov2s_coco128.py: same data, frozen backbone, schedule and seed) on
+# the frozen-backbone recipe (README, "Real photos on CPU"):
+# - average pooling: with the backbone frozen, AKP / max / top-6 pooling
+#   invert the labels on these 97 photos (own pseudo-masks 5-6 mIoU) and
+#   average pooling does not (21-23); model.patch_head.pooling.mode='akp'
+#   is the paper's;
+# - the decoder from iteration 50 (it learns from the patch labels);
+# - feature-affinity refinement of the label-merged patch scores for the
+#   decoder (train_cfg) and of the CAM output (test_cfg).
 _base_ = ['../baseline/cam_dinov2s_coco128.py']
 num_classes = 20
 model = dict(
@@ -30,7 +34,7 @@ model = dict(
         in_channels=384,
         num_classes=num_classes,
         refiner=None,
-        pooling=dict(mode='akp', k_max=6, delta=0.2),
+        pooling=dict(mode='avg', k_max=6, delta=0.2),
         loss_weight_l2=0.01),
     loss_pcl=dict(
         type='PatchContrastiveLoss', high_thr=0.85, loss_weight=0.02),
@@ -48,5 +52,6 @@ model = dict(
             use_sigmoid=False,
             avg_non_ignore=True,
             loss_weight=0.9)),
-    train_cfg=dict(seg_start_iter=200),
-    test_cfg=dict(scales=(1.0, ), flip=True))
+    train_cfg=dict(seg_start_iter=50, feat_refine={{_base_.feat_refine}}),
+    test_cfg=dict(
+        scales=(1.0, ), flip=True, feat_refine={{_base_.feat_refine}}))

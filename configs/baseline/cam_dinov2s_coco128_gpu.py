@@ -5,6 +5,7 @@
 _base_ = ['./cam_dinov2s_coco128.py']
 model = dict(
     backbone=dict(frozen_stages=-1),
-    train_cfg=dict(cam_scales=(1.0, 0.5, 1.5)))
+    train_cfg=dict(
+        cam_scales=(1.0, 0.5, 1.5), cam_flip=True, cam_from_forward=False))
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys=dict(backbone=dict(lr_mult=0.01))))

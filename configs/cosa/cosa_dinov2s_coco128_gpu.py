@@ -5,6 +5,18 @@
 _base_ = ['./cosa_dinov2s_coco128.py']
 model = dict(
     backbone=dict(frozen_stages=-1),
-    train_cfg=dict(cam_scales=(1.0, 0.5, 1.5)))
+    train_cfg=dict(cam_scales=(1.0, 0.5, 1.5), cam_flip=True))
+crop_size = (224, 224)
+train_pipeline = [  # the paper's strong view for the online network
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomRescale', ratio_range=(0.5, 1.5)),
+    dict(type='Resize', scale=(448, 448), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomCropPad', crop_size=crop_size),
+    dict(type='RandomGaussianBlur', prob=0.5),
+    dict(type='StrongPhotometricView', magnitude_range=(1, 9)),
+    dict(type='PackWSSSInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys=dict(backbone=dict(lr_mult=0.01))))

@@ -127,13 +127,18 @@ class CAMSegmentor(WSSSBaseSegmentor):
         return maps
 
     @staticmethod
-    def forward_net(net, inputs: Tensor,
-                    with_aux: bool = False) -> Dict[str, Tensor]:
+    def forward_net(net,
+                    inputs: Tensor,
+                    with_aux: bool = False,
+                    keep: Optional[dict] = None) -> Dict[str, Tensor]:
         """Token-resolution maps of a network made of ``net.backbone``,
         ``net.cam_head``, ``net.decode_head`` (may be None) and, with
         ``with_aux``, ``net.aux_cam_head``: ``cam`` (B, K, h, w) raw CAM,
-        ``aux_cam`` and ``seg`` (B, K+1, h, w) logits."""
+        ``aux_cam`` and ``seg`` (B, K+1, h, w) logits. The backbone's
+        features are stored in ``keep`` when given."""
         feats = net.backbone.forward_wsss(inputs)
+        if keep is not None:
+            keep.update(feats)
         maps = dict(cam=net.cam_head.get_cam(feats['tokens']))
         if with_aux:
             maps['aux_cam'] = net.aux_cam_head.get_cam(feats['aux_tokens'])

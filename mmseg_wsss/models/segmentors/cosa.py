@@ -90,6 +90,11 @@ class CoSA(CAMSegmentor):
             pretrained=pretrained)
         if not 0 <= momentum < 1:
             raise ValueError(f'momentum must be in [0, 1), got {momentum}')
+        if self.train_cfg.get('cam_from_forward'):
+            raise ValueError(
+                "CoSA's pseudo-label CAMs come from the assignment network's "
+                'own pass: train_cfg.cam_from_forward does not apply (set '
+                'it False)')
         self.momentum = momentum
         self.check_keys(raw, self.RAW, 'CoSA raw')
         self.raw = dict(self.RAW, **raw)
@@ -194,13 +199,23 @@ class CoSA(CAMSegmentor):
             return losses
 
         # 1. AN on the weak view: multi-scale CAMs and segmentation logits
-        an = self.no_grad_multi_scale(
-            lambda x: self.forward_net(self.assignment_net, x, True), weak)
+        scale1 = {}  # the AN's features of the weak view at scale 1
+
+        def an_maps(x):
+            keep = {} if x.shape[-2:] == weak.shape[-2:] else None
+            maps = self.forward_net(self.assignment_net, x, True, keep)
+            if keep and not scale1:  # (with flip: [view; flipped view])
+                scale1['tokens'] = keep['tokens'][:weak.shape[0]]
+            return maps
+
+        an = self.no_grad_multi_scale(an_maps, weak)
         cam = mask_cam_by_labels(normalize_cam(an['cam']), img_labels)
         if cfg.get('feat_refine'):  # over the AN's tokens of the weak view
-            with torch.no_grad():
-                tokens = self.assignment_net['backbone'].forward_wsss(
-                    weak)['tokens']
+            tokens = scale1.get('tokens')
+            if tokens is None:  # no scale-1 pass among cam_scales
+                with torch.no_grad():
+                    tokens = self.assignment_net['backbone'].forward_wsss(
+                        weak)['tokens']
             cam = normalize_cam(self.refine_by_features(
                 cam, weak, cfg['feat_refine'], feats=tokens,
                 present=img_labels))
