@@ -117,3 +117,30 @@ def test_feature_affinity_colour_and_position_terms():
     # exp(-1/2) and exp(-4/2) relative to 1 for distances 1 and 2
     w = torch.tensor([1.0, math.exp(-0.5), math.exp(-2.0)])
     torch.testing.assert_close(pos[0, 0], w / w.sum())
+
+
+def test_feature_affinity_center_removes_a_shared_component():
+    """Tokens that share one large component (object (1, 0, 10), background
+    (0, 1, 10)) all look alike to the plain cosine (0.99), so the CAM leaks
+    into the background; centred (mean token (1/3, 2/3, 10) subtracted)
+    object and background are opposite (cosine -1, clipped to 0) and the
+    object is filled exactly as in the 2-region example."""
+    from mmseg_wsss.models.pseudo_labels import (feature_affinity_refine,
+                                                 token_affinity)
+    obj = torch.zeros(3, 4, dtype=torch.bool)
+    obj[:2, :2] = True
+    feats = torch.zeros(1, 3, 3, 4)
+    feats[0, 0][obj] = 1.0
+    feats[0, 1][~obj] = 1.0
+    feats[0, 2] = 10.0
+    cam = torch.zeros(1, 1, 3, 4)
+    cam[0, 0, 0, 0] = 1.0
+    cam[0, 0, 1, 1] = 0.6
+    plain = feature_affinity_refine(cam, feats)
+    assert plain[0, 0][~obj].min() > 0.1  # leaks everywhere
+    aff = token_affinity(feats, center=True)
+    assert aff[0, 0][~obj.flatten()].abs().max() < 1e-6
+    centred = feature_affinity_refine(cam, feats, center=True)
+    expected = torch.zeros(3, 4)
+    expected[obj] = (1.0 + 0.6) / 4
+    torch.testing.assert_close(centred[0, 0], expected)

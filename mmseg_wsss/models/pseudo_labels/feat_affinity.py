@@ -2,6 +2,7 @@
 affinity of a backbone's features (training-free; beside PAR and DenseCRF).
 
 ``A = rownorm(ReLU(cos(f_i, f_j))^beta [* colour term] [* position term])``
+(with ``center``, the cosine of the features minus their per-image mean)
 and ``map <- map A^T`` for ``steps`` steps, on the token grid: a token takes
 the affinity-weighted mean of the maps of the tokens that look like it, so a
 map that lights a few patches of an object spreads over the patches of the
@@ -19,7 +20,8 @@ def token_affinity(feats: Tensor,
                    beta: float = 1.0,
                    colors: Optional[Tensor] = None,
                    color_sigma: float = 0.1,
-                   pos_sigma: Optional[float] = None) -> Tensor:
+                   pos_sigma: Optional[float] = None,
+                   center: bool = False) -> Tensor:
     """Row-normalised affinity of the tokens of a feature map.
 
     Args:
@@ -31,12 +33,18 @@ def token_affinity(feats: Tensor,
         color_sigma (float): Colour scale of that term. Default 0.1.
         pos_sigma (float, optional): multiplies by
             ``exp(-|p_i - p_j|^2 / (2 pos_sigma^2))``, positions in tokens.
+        center (bool): Subtract each image's mean token before the cosine:
+            a component all tokens share (a backbone whose tokens all look
+            alike) then no longer links every token to every other.
 
     Returns:
         Tensor: (B, N, N) with rows summing to 1, N = h * w.
     """
     b, c, h, w = feats.shape
-    f = F.normalize(feats.flatten(2).float(), dim=1)  # (B, C, N)
+    f = feats.flatten(2).float()
+    if center:
+        f = f - f.mean(dim=2, keepdim=True)
+    f = F.normalize(f, dim=1)  # (B, C, N)
     aff = torch.bmm(f.transpose(1, 2), f).clamp(min=0)**beta
     if colors is not None:
         col = colors.flatten(2).float()
@@ -61,7 +69,8 @@ def feature_affinity_refine(maps: Tensor,
                             present: Optional[Tensor] = None,
                             colors: Optional[Tensor] = None,
                             color_sigma: float = 0.1,
-                            pos_sigma: Optional[float] = None) -> Tensor:
+                            pos_sigma: Optional[float] = None,
+                            center: bool = False) -> Tensor:
     """Propagate ``maps`` over the affinity of ``feats``.
 
     Args:
@@ -73,7 +82,8 @@ def feature_affinity_refine(maps: Tensor,
         steps (int): Propagation steps (>= 1). Default 1.
         present (Tensor, optional): (B, K) image labels; the maps of absent
             classes are set to 0 (restriction to present classes).
-        colors, color_sigma, pos_sigma: See :func:`token_affinity`.
+        colors, color_sigma, pos_sigma, center: See
+            :func:`token_affinity`.
 
     Returns:
         Tensor: (B, K, H, W) refined maps, same dtype as ``maps``.
@@ -85,7 +95,7 @@ def feature_affinity_refine(maps: Tensor,
                          'feature maps')
     b, k, hh, ww = maps.shape
     h, w = feats.shape[-2:]
-    aff = token_affinity(feats, beta, colors, color_sigma, pos_sigma)
+    aff = token_affinity(feats, beta, colors, color_sigma, pos_sigma, center)
     m = maps.float()
     if (hh, ww) != (h, w):
         m = F.adaptive_avg_pool2d(m, (h, w))

@@ -42,12 +42,13 @@ def image_labels_known(model, known: bool = True):
 def feat_refine_args(beta: float = 1.0,
                      steps: int = 1,
                      color_sigma: Optional[float] = None,
-                     pos_sigma: Optional[float] = None) -> dict:
+                     pos_sigma: Optional[float] = None,
+                     center: bool = False) -> dict:
     """The keys of ``train_cfg.feat_refine`` / ``test_cfg.feat_refine`` and
     their defaults (:func:`feature_affinity_refine`; a colour term only with
     ``color_sigma``)."""
     return dict(beta=beta, steps=steps, color_sigma=color_sigma,
-                pos_sigma=pos_sigma)
+                pos_sigma=pos_sigma, center=center)
 
 
 def refuse_pretrained(pretrained: Optional[str]) -> None:
@@ -431,7 +432,7 @@ class WSSSBaseSegmentor(BaseSegmentor):
             maps, feats.detach(), beta=args['beta'], steps=args['steps'],
             present=present, colors=colors,
             color_sigma=args['color_sigma'] or 0.1,
-            pos_sigma=args['pos_sigma'])
+            pos_sigma=args['pos_sigma'], center=args['center'])
 
     def crf_args(self) -> dict:
         """``test_cfg.crf`` as :class:`DenseCRF` arguments."""
