@@ -54,4 +54,4 @@ model = dict(
             loss_weight=0.9)),
     train_cfg=dict(seg_start_iter=50, feat_refine={{_base_.feat_refine}}),
     test_cfg=dict(
-        scales=(1.0, ), flip=True, feat_refine={{_base_.feat_refine}}))
+        scales=(1.0, ), flip=True, feat_refine={{_base_.feat_refine_test}}))
