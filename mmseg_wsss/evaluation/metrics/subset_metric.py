@@ -88,7 +88,7 @@ class SubsetMetric(BaseMetric):
             m.dataset_meta = meta
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        for i, sample in enumerate(data_samples):
+        for sample in data_samples:
             one = [sample]
             if self.whole:
                 self.metrics['whole'].process(data_batch, one)
