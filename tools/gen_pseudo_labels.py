@@ -61,6 +61,7 @@ from mmseg_wsss.models.segmentors import image_labels_known
 from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
                               close_distributed, init_trained_model,
                               setup_cpu_distributed)
+from mmseg_wsss.visualization import refine_setting
 
 
 def parse_args():
@@ -280,9 +281,9 @@ def main():
     else:
         scales = args.scales or test_cfg.get('scales', (1.0, ))
     test_cfg.update(scales=tuple(scales), flip=not args.no_flip)
-    if args.feat_refine and not test_cfg.get('feat_refine'):
-        test_cfg['feat_refine'] = cfg.model.get('train_cfg', {}).get(
-            'feat_refine') or True
+    if args.feat_refine:
+        test_cfg['feat_refine'] = refine_setting(
+            test_cfg, cfg.model.get('train_cfg')) or True
     if args.source in ('an', 'on'):
         if cfg.model.type != 'CoSA':
             sys.exit(f"--source {args.source} needs a CoSA model, the config "

@@ -79,7 +79,8 @@ def main():
     else:
         indices = list(range(min(args.num, len(dataset))))
 
-    refine = refine_setting(model)
+    refine = refine_setting(getattr(model, 'test_cfg', None),
+                            getattr(model, 'train_cfg', None))
     if args.refine and refine is None:
         refine = True
     os.makedirs(args.out, exist_ok=True)

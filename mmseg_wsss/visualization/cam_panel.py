@@ -118,11 +118,10 @@ def predict_panel(model,
                           refined_label=refined)
 
 
-def refine_setting(model):
-    """The feature-refinement settings a model was configured with
-    (``test_cfg.feat_refine``, else ``train_cfg.feat_refine``), or None."""
-    for cfg in (getattr(model, 'test_cfg', None),
-                getattr(model, 'train_cfg', None)):
+def refine_setting(test_cfg, train_cfg):
+    """The feature-refinement settings of a model's (or a model config's)
+    ``test_cfg.feat_refine``, else ``train_cfg.feat_refine``, or None."""
+    for cfg in (test_cfg, train_cfg):
         if cfg and cfg.get('feat_refine') not in (None, False):
             return cfg['feat_refine']
     return None

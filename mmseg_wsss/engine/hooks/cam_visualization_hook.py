@@ -75,7 +75,9 @@ class CAMVisualizationHook(Hook):
             rows = [
                 predict_panel(model, pseudo_collate([dataset[i]]),
                               meta['classes'], meta['palette'],
-                              refine=refine_setting(model))
+                              refine=refine_setting(
+                                  getattr(model, 'test_cfg', None),
+                                  getattr(model, 'train_cfg', None)))
                 for i in self.indices
             ]
         finally:

@@ -103,9 +103,10 @@ class SubsetMetric(BaseMetric):
                                   'metrics')
 
     def evaluate(self, size: int) -> dict:
-        seen = torch.tensor([self.seen[n] for n in self.subset_ids])
-        all_reduce(seen)
-        empty = [n for n, s in zip(self.subset_ids, seen.tolist()) if s == 0]
+        counts = torch.tensor([self.seen[n] for n in self.subset_ids])
+        all_reduce(counts)
+        seen = dict(zip(self.subset_ids, counts.tolist()))
+        empty = [n for n, count in seen.items() if count == 0]
         if empty:
             raise ValueError(
                 f'SubsetMetric: no prediction belongs to subset(s) {empty}: '
@@ -113,9 +114,7 @@ class SubsetMetric(BaseMetric):
                 'dataset (ids are file names without extension)')
         out = {}
         for name, metric in self.metrics.items():
-            count = size if name == 'whole' else int(
-                seen[list(self.subset_ids).index(name)])
-            res = metric.evaluate(count)
+            res = metric.evaluate(size if name == 'whole' else seen[name])
             if name == 'whole':
                 out.update(res)
             else:

@@ -92,14 +92,8 @@ class CAMSegmentor(WSSSBaseSegmentor):
             if aux_cam_head is not None else None
         self.build_decode_head(decode_head)
         self.setup_cfgs(train_cfg, test_cfg)
-        if self.train_cfg.get('cam_from_forward') and (
-                tuple(self.train_cfg['cam_scales']) != (1.0, )
-                or self.train_cfg['cam_flip']):
-            raise ValueError(
-                'train_cfg.cam_from_forward=True reuses the training '
-                "forward's tokens: it needs cam_scales=(1.0, ) and "
-                f"cam_flip=False, got {tuple(self.train_cfg['cam_scales'])} "
-                f"and {self.train_cfg['cam_flip']}")
+        if self.train_cfg.get('cam_from_forward'):
+            self._check_single_pass_cam()
         self.token_head = MODELS.build(token_head) \
             if token_head is not None else None
         if self.test_cfg.get('localizer', 'cam') not in ('cam', 'getam'):
@@ -159,6 +153,18 @@ class CAMSegmentor(WSSSBaseSegmentor):
             return self._aggregate(inputs, cfg['cam_scales'],
                                    cfg['cam_flip'], fn)
 
+    def _check_single_pass_cam(self) -> None:
+        """The training forward's tokens can stand in for the pseudo-label
+        CAM pass only when that pass is a single scale-1 one without flip
+        (``train_cfg.cam_from_forward``)."""
+        scales = tuple(self.train_cfg['cam_scales'])
+        if scales != (1.0, ) or self.train_cfg['cam_flip']:
+            raise ValueError(
+                'train_cfg.cam_from_forward=True reuses the training '
+                "forward's tokens: it needs cam_scales=(1.0, ) and "
+                f"cam_flip=False, got {scales} and "
+                f"{self.train_cfg['cam_flip']}")
+
     def multi_scale_cam(self,
                         inputs: Tensor,
                         tokens: Optional[Tensor] = None) -> Tensor:
@@ -166,10 +172,8 @@ class CAMSegmentor(WSSSBaseSegmentor):
         network, for pseudo-labels (no grad; bf16 autocast on CUDA). The
         ``tokens`` of ``inputs``, when given, stand in for the backbone pass
         at scale 1 (``train_cfg.cam_from_forward``: the only pass)."""
-        if tokens is not None and (tuple(self.train_cfg['cam_scales']) !=
-                                   (1.0, ) or self.train_cfg['cam_flip']):
-            raise ValueError('tokens of the input stand in for a single '
-                             'scale-1 pass without flip only')
+        if tokens is not None:
+            self._check_single_pass_cam()
 
         def cam_of(x):
             if tokens is not None and x.shape == inputs.shape:
