@@ -45,3 +45,35 @@ def test_config_builds(path):
     assert k == n_classes
     if model.decode_head is not None:
         assert model.decode_head.num_classes == k + 1
+
+
+COCO128_RECIPE = ['baseline/cam_dinov2s_coco128.py',
+                  'cosa/cosa_dinov2s_coco128.py',
+                  'apc/apc_dinov2s_coco128.py']
+
+
+@pytest.mark.parametrize('name', COCO128_RECIPE)
+def test_coco128_recipe_decoder_lr(name):
+    """The frozen-backbone recipe trains its decoder at 1/10 of the heads'
+    learning rate (at the heads' 1e-2 the decoder collapses to background;
+    README, "Real photos on CPU"), in the optimizer the runner builds."""
+    from mmengine.optim import build_optim_wrapper
+
+    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    cfg.model.backbone.pop('pretrained', None)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lr_of = {}
+    for group in wrapper.optimizer.param_groups:
+        for p in group['params']:
+            lr_of[id(p)] = group['lr']
+    params = dict(model.named_parameters())
+    dec = {lr_of[id(p)] for n, p in params.items()
+           if n.startswith('decode_head.') and p.requires_grad}
+    heads = {lr_of[id(p)] for n, p in params.items()
+             if n.startswith(('cam_head.', 'patch_head.')) and p.requires_grad}
+    assert sorted(dec) == pytest.approx([1e-3])
+    assert sorted(heads) == pytest.approx([1e-2])
+    # the backbone is frozen on CPU: none of its weights is optimised
+    assert not any(id(p) in lr_of for n, p in params.items()
+                   if n.startswith('backbone.'))
