@@ -39,11 +39,12 @@ model = dict(
         cam_from_forward=True,
         feat_refine=feat_refine),
     test_cfg=dict(feat_refine=feat_refine_test))
-# - the decoder at 1/10 of the heads' learning rate: at 1e-2 (right for the
-#   linear CAM classifiers) the LargeFOV decoder's ReLUs die (59% of its
-#   first conv's channels never fire after 300 iterations) and it predicts
-#   background on 97% of the pixels (seg 4.2); at 1e-3, 17% are dead and
-#   seg is 7.5 (the CAMs are unchanged).
+# Recipe: the decoder at 1/10 of the heads' learning rate. At 1e-2 (right
+# for the linear CAM classifiers) the LargeFOV decoder's ReLUs die (59% of
+# its first conv's channels never fire after 300 iterations) and it
+# predicts background on 97% of the pixels (seg 4.2); at 1e-3, 17% are dead
+# and seg is 7.5 (8.1 with seed 1; the CAMs are unchanged). APC overrides
+# it (its SegFormer head normalises and is better at 1e-2).
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
