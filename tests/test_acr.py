@@ -153,9 +153,9 @@ def test_acr_configs_differ_from_their_bases_only_by_the_regularizer():
             assert b.model.backbone.pop('frozen_stages') == 10
             a.model.backbone.pop('frozen_stages')
             # ... at a small learning rate (only the backbone's changes)
-            keys = b.optim_wrapper.paramwise_cfg.custom_keys
-            assert keys == {'backbone': {'lr_mult': 0.01}}
-            b.optim_wrapper.pop('paramwise_cfg')
+            keys = b.optim_wrapper.paramwise_cfg.custom_keys.to_dict()
+            assert keys.pop('backbone') == {'lr_mult': 0.01}
+            b.optim_wrapper.paramwise_cfg.custom_keys = keys  # the base's
             assert a.optim_wrapper.to_dict() == b.optim_wrapper.to_dict()
         assert a.model.to_dict() == b.model.to_dict(), acr
         # and the regulariser comes off again from the command line
