@@ -97,3 +97,16 @@ def test_pack_and_preprocess_views_identically():
                       data_samples=[PackWSSSInputs()(_results())[
                           'data_samples']]), training=False)
     assert torch.is_tensor(single['inputs'])
+
+
+def test_mask_listed_in_seg_fields_moves_once():
+    # mmseg's LoadAnnotations lists gt_seg_map in seg_fields as well: the
+    # mask must be rescaled and cropped once, like the image
+    random.seed(5)
+    res = _results(20, 30)
+    res['seg_fields'] = ['gt_seg_map']
+    res = RandomRescale(ratio_range=(2.0, 2.0))(res)
+    assert res['gt_seg_map'].shape == (40, 60)
+    res = RandomCropPad(crop_size=(24, 36))(res)
+    assert res['img'].shape == (24, 36, 3)
+    assert res['gt_seg_map'].shape == (24, 36)

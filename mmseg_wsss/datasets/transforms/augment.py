@@ -16,6 +16,17 @@ from mmseg.registry import TRANSFORMS
 from PIL import Image, ImageEnhance, ImageOps
 
 
+def _seg_keys(results: dict) -> list:
+    """The masks to move with the image: ``gt_seg_map`` and the
+    ``seg_fields``, each once (mmseg's ``LoadAnnotations`` lists
+    ``gt_seg_map`` in ``seg_fields`` too; cropping it twice would fail)."""
+    keys = ['gt_seg_map'] + list(results.get('seg_fields', []))
+    return [
+        k for i, k in enumerate(keys)
+        if k in results and k not in keys[:i]
+    ]
+
+
 @TRANSFORMS.register_module()
 class RandomRescale(BaseTransform):
     """Rescale the image (and its mask) by a factor drawn uniformly from
@@ -32,10 +43,9 @@ class RandomRescale(BaseTransform):
         h, w = img.shape[:2]
         size = (max(1, int(round(w * r))), max(1, int(round(h * r))))
         results['img'] = mmcv.imresize(img, size, interpolation='bilinear')
-        for key in ['gt_seg_map'] + list(results.get('seg_fields', [])):
-            if key in results:
-                results[key] = mmcv.imresize(
-                    results[key], size, interpolation='nearest')
+        for key in _seg_keys(results):
+            results[key] = mmcv.imresize(
+                results[key], size, interpolation='nearest')
         results['img_shape'] = results['img'].shape[:2]
         results['scale_factor'] = (size[0] / w, size[1] / h)
         return results
@@ -80,9 +90,8 @@ class RandomCropPad(BaseTransform):
 
         results['img'] = place(img, self.pad_val)
         results['valid_mask'] = place(np.ones((h, w), np.uint8), 0)
-        for key in ['gt_seg_map'] + list(results.get('seg_fields', [])):
-            if key in results:
-                results[key] = place(results[key], self.seg_pad_val)
+        for key in _seg_keys(results):
+            results[key] = place(results[key], self.seg_pad_val)
         results['img_shape'] = (ch, cw)
         return results
 
