@@ -281,6 +281,60 @@ val_dataloader = dict(num_workers=0, persistent_workers=False,
         proc.stderr
 
 
+# ------------------------------------------------------ pseudo-label probe
+def _probe_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'probe_pseudo_labels', osp.join(REPO, 'tools',
+                                        'probe_pseudo_labels.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_probe_scoring_by_hand():
+    probe = _probe_module()
+    gt = torch.tensor([[0, 0, 1, 1], [0, 2, 2, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [255, 2, 0, 2]])
+    conf = probe.confusion(pred, gt, 3)
+    # pixels kept: neither is 255 -> 6 pixels
+    assert conf.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    iou, miou = probe.iou_from_confusion(conf)
+    # bg 1/(2+2-1)=1/3, class 1 2/(2+3-2)=2/3, class 2 1/(2+1-1)=1/2
+    torch.testing.assert_close(iou, torch.tensor([100 / 3, 200 / 3, 50.],
+                                                 dtype=torch.float64))
+    assert miou == pytest.approx(50.0)
+    assert probe.fg_share(gt) == pytest.approx(4 / 7)
+    pipe = [dict(type='LoadImageFromFile'), dict(type='RandomCropPad',
+                                                 crop_size=8)]
+    assert [t['type'] for t in probe.with_masks(pipe)] == [
+        'LoadImageFromFile', 'LoadWSSSAnnotations', 'RandomCropPad']
+    assert len(pipe) == 2  # the config's pipeline is left alone
+
+
+def test_probe_scores_pseudo_labels_and_trains_decoders(export_setup,
+                                                        tmp_path):
+    cfg_path, ckpt, _ = export_setup
+    probe = _probe_module()
+    res = probe.main([cfg_path, ckpt, '--batches', '2', '--steps', '4',
+                      '--thrs', '0.3', '0.6', '--out', str(tmp_path)])
+    assert json.load(open(tmp_path / 'probe.json')) == json.loads(
+        json.dumps(res))
+    assert res['crops'] == 8 and set(res['pseudo_labels']) == {
+        'raw@0.3', 'raw@0.6'}
+    low, high = res['pseudo_labels']['raw@0.3'], res['pseudo_labels'][
+        'raw@0.6']
+    # a higher background threshold never labels more foreground
+    assert high['fg_share'] <= low['fg_share']
+    assert low['gt_fg_share'] == high['gt_fg_share'] > 0
+    assert len(low['per_class']) == 5 and res['best'] in res['pseudo_labels']
+    vals = [v for v in low['per_class'] if v is not None]
+    assert np.mean(vals) == pytest.approx(low['mIoU'], abs=0.01)
+    for name in ('masks', 'best_pseudo_label'):
+        for mode in ('label_free', 'label_masked'):
+            assert 0 <= res['decoders'][name][mode] <= 100
+
+
 # ------------------------------------------------------------ benchmark
 def test_benchmark_reports_both_models_and_their_ratio():
     cfg = Config.fromfile(
