@@ -133,3 +133,33 @@ def test_predict_with_an_or_on(toy_root):
     model.test_cfg['predict_net'] = 'student'
     with pytest.raises(ValueError, match='predict_net'):
         model.test_step(batch)
+
+
+def test_c2s_aux_weight_switches_the_aux_cam_term(toy_root):
+    batch = _batch(_toy_ds(toy_root, COSA_PIPELINE), range(4))
+
+    def c2s(a, perturb_aux=False):
+        model = _build(loss_s2c=None, loss_csc=None)
+        model.train_cfg['c2s_aux_weight'] = a
+        data = model.data_preprocessor(copy.deepcopy(batch), True)
+        model.update_assignment_net()
+        if perturb_aux:
+            with torch.no_grad():
+                for p in model.assignment_net['aux_cam_head'].parameters():
+                    p.normal_(0, 3)
+        MessageHub.get_current_instance().update_info('iter', 5)
+        torch.manual_seed(1)
+        return float(model.loss(data['inputs'],
+                                data['data_samples'])['loss_c2s'])
+
+    losses = {a: c2s(a) for a in (0.0, 0.5, 1.0)}
+    # linear in a: the default 1/2 is the mean of main-only and aux-only
+    assert losses[0.5] == pytest.approx((losses[0.0] + losses[1.0]) / 2,
+                                        rel=1e-4)
+    # the aux CAM reaches L_c2s at a = 1/2, not at a = 0
+    assert c2s(0.0, perturb_aux=True) == pytest.approx(losses[0.0],
+                                                       rel=1e-6)
+    # (an untrained decoder: every CE is near log 5, differences are small)
+    assert abs(c2s(0.5, perturb_aux=True) - losses[0.5]) > 1e-4
+    with pytest.raises(ValueError, match='c2s_aux_weight'):
+        MODELS.build(tiny_cosa_cfg(train_cfg=dict(c2s_aux_weight=2.0)))

@@ -46,7 +46,10 @@ class CoSA(CAMSegmentor):
             turns CSC off.
         train_cfg (dict): :class:`CAMSegmentor`'s keys plus ``aux_low_thr``
             / ``aux_high_thr`` (0.25 / 0.7), ``spl_temperature`` (0.01),
-            ``csc_confidence`` (0.9).
+            ``csc_confidence`` (0.9) and ``c2s_aux_weight`` (0.5): L_c2s =
+            (1 - a) * main + a * aux, the aux CAM's pseudo-label term (the
+            paper's 1/2; 0 drops it, e.g. where the aux layer's CAM is
+            poor, as on frozen DINOv2).
         test_cfg (dict): plus ``predict_net``: ``'an'`` (default) or ``'on'``.
         Other arguments as :class:`CAMSegmentor`; ``decode_head.loss_decode``
         is the balanced CE of L_c2s (its ``loss_weight`` = 0.1).
@@ -56,7 +59,8 @@ class CoSA(CAMSegmentor):
         aux_low_thr=0.25,
         aux_high_thr=0.7,
         spl_temperature=0.01,
-        csc_confidence=0.9)
+        csc_confidence=0.9,
+        c2s_aux_weight=0.5)
     TEST_CFG = dict(predict_net='an')
     RAW = dict(enabled=True, temperature=0.1, beta=1.0)
 
@@ -95,6 +99,9 @@ class CoSA(CAMSegmentor):
                 "CoSA's pseudo-label CAMs come from the assignment network's "
                 'own pass: train_cfg.cam_from_forward does not apply (set '
                 'it False)')
+        if not 0 <= self.train_cfg['c2s_aux_weight'] <= 1:
+            raise ValueError('train_cfg.c2s_aux_weight must be in [0, 1], '
+                             f"got {self.train_cfg['c2s_aux_weight']}")
         self.momentum = momentum
         self.check_keys(raw, self.RAW, 'CoSA raw')
         self.raw = dict(self.RAW, **raw)
@@ -238,14 +245,17 @@ class CoSA(CAMSegmentor):
         else:
             cpl = cam_to_label(cam, img_labels, low, high, valid)
             weight = None
-        cpl_aux = cam_to_label(aux_cam, img_labels, cfg['aux_low_thr'],
-                               cfg['aux_high_thr'], valid)
+        a = float(cfg['c2s_aux_weight'])
 
         # 5. L_c2s on ON's segmentation of the strong view
         seg_on = self.decode_head(feats['outs'])
         main = sum(self.decode_loss(seg_on, cpl, weight).values())
-        aux_c2s = sum(self.decode_loss(seg_on, cpl_aux).values())
-        losses['loss_c2s'] = 0.5 * main + 0.5 * aux_c2s
+        losses['loss_c2s'] = (1 - a) * main
+        if a > 0:
+            cpl_aux = cam_to_label(aux_cam, img_labels, cfg['aux_low_thr'],
+                                   cfg['aux_high_thr'], valid)
+            losses['loss_c2s'] = losses['loss_c2s'] + a * sum(
+                self.decode_loss(seg_on, cpl_aux).values())
 
         if self.loss_s2c is not None or self.loss_csc is not None:
             cam_on = self.cam_head.get_cam(feats['tokens'])
