@@ -14,9 +14,9 @@ online network's CAM head):
    pseudo-label CAM on each crop (``train_cfg`` scales / flip; refined over
    the backbone tokens when ``train_cfg.feat_refine`` is set, as in
    training) against the masks: single-threshold pseudo-labels at each of
-   ``--thrs``, raw and refined: mIoU, per-class IoU, foreground share
-   (against the masks' share) -- is the CAM's ranking or its calibration
-   the limit?
+   ``--thrs`` and at ``train_cfg``'s own (low, high) pair, raw and
+   refined: mIoU, per-class IoU, foreground share (against the masks'
+   share), coverage -- is the CAM's ranking or its calibration the limit?
 2. trains fresh copies of the config's decode head for ``--steps`` on the
    backbone features of those crops (computed once with the checkpoint:
    meaningful as-is for a frozen backbone), once on the masks (this setup's
@@ -160,24 +160,33 @@ def cache_train(model, cfg, args):
     return batches
 
 
-def score_pseudo_labels(batches, thrs, n):
-    """Single-threshold pseudo-labels of every CAM kind against the
-    masks."""
+def score_pseudo_labels(batches, thrs, n, train_thrs=None):
+    """Pseudo-labels of every CAM kind against the masks: one background
+    threshold each of ``thrs`` and, when given, the training's own
+    ``(low, high)`` pair (the band between them ignored: scored on the
+    pixels it labels, ``coverage`` says how many)."""
     rows = {}
     gt_fg = np.mean([fg_share(b['gt']) for b in batches])
+    pairs = [(f'{t:g}', t, t) for t in thrs]
+    if train_thrs is not None:
+        pairs.append(('train', *train_thrs))
     for kind in batches[0]['cams']:
-        for t in thrs:
+        for name, low, high in pairs:
             conf = torch.zeros(n, n, dtype=torch.long)
-            fg = []
+            fg, covered, total = [], 0, 0
             for b in batches:
-                pl = cam_to_label(b['cams'][kind], b['labels'], t, t,
+                pl = cam_to_label(b['cams'][kind], b['labels'], low, high,
                                   b['valid'])
                 conf += confusion(pl, b['gt'], n)
                 fg.append(fg_share(pl))
+                known = b['gt'] != 255
+                covered += int(((pl != 255) & known).sum())
+                total += int(known.sum())
             iou, miou = iou_from_confusion(conf)
-            rows[f'{kind}@{t:g}'] = dict(
-                cam=kind, thr=t, mIoU=miou, fg_share=float(np.mean(fg)),
-                gt_fg_share=float(gt_fg),
+            rows[f'{kind}@{name}'] = dict(
+                cam=kind, low_thr=low, high_thr=high, mIoU=miou,
+                fg_share=float(np.mean(fg)), gt_fg_share=float(gt_fg),
+                coverage=covered / max(total, 1),
                 per_class=[None if np.isnan(v) else round(float(v), 2)
                            for v in iou.tolist()])
     return rows
@@ -261,16 +270,22 @@ def main(argv=None):
     n = model.num_classes + 1
     print(f'caching {args.batches} training batches ...')
     batches = cache_train(model, cfg, args)
-    rows = score_pseudo_labels(batches, args.thrs, n)
-    best = max(rows, key=lambda k: rows[k]['mIoU'])
-    print(f'{"pseudo-label":>16} {"mIoU":>6} {"fg":>5} (masks: fg '
-          f'{rows[best]["gt_fg_share"]:.2f})')
+    train_thrs = tuple(model.train_cfg[k] for k in ('low_thr', 'high_thr')
+                       if k in model.train_cfg)
+    rows = score_pseudo_labels(batches, args.thrs, n,
+                               train_thrs if len(train_thrs) == 2 else None)
+    # the decoder's best target among the full-coverage (one-threshold)
+    # pseudo-labels
+    best = max((k for k in rows if not k.endswith('@train')),
+               key=lambda k: rows[k]['mIoU'])
+    print(f'{"pseudo-label":>16} {"mIoU":>6} {"fg":>5} {"cover":>5} '
+          f'(masks: fg {rows[best]["gt_fg_share"]:.2f})')
     for k, r in rows.items():
-        print(f'{k:>16} {r["mIoU"]:6.2f} {r["fg_share"]:5.2f}'
-              + ('  <- best' if k == best else ''))
+        print(f'{k:>16} {r["mIoU"]:6.2f} {r["fg_share"]:5.2f} '
+              f'{r["coverage"]:5.2f}' + ('  <- best' if k == best else ''))
     print('caching val features ...')
     val, classes = cache_val(model, cfg)
-    b_kind, b_thr = rows[best]['cam'], rows[best]['thr']
+    b_kind, b_thr = rows[best]['cam'], rows[best]['low_thr']
     targets = dict(
         masks=lambda b: b['gt'],
         best_pseudo_label=lambda b: cam_to_label(
