@@ -1,11 +1,13 @@
 # CoSA on coco128 with a TRAINABLE DINOv2-S/14 (one GPU, a few minutes;
 # tools/gpu_check.sh runs it beside the CAM baseline's
 # baseline/cam_dinov2s_coco128_gpu.py: same schedule, backbone at lr 1e-4,
-# the papers' three CAM scales for the assignment network).
+# the papers' three CAM scales for the assignment network, and the paper's
+# aux-CAM half of L_c2s: the aux layer trains here).
 _base_ = ['./cosa_dinov2s_coco128.py']
 model = dict(
     backbone=dict(frozen_stages=-1),
-    train_cfg=dict(cam_scales=(1.0, 0.5, 1.5), cam_flip=True))
+    train_cfg=dict(
+        cam_scales=(1.0, 0.5, 1.5), cam_flip=True, c2s_aux_weight=0.5))
 crop_size = (224, 224)
 train_pipeline = [  # the paper's strong view for the online network
     dict(type='LoadImageFromFile'),
