@@ -317,16 +317,16 @@ def test_probe_scores_pseudo_labels_and_trains_decoders(export_setup,
     cfg_path, ckpt, _ = export_setup
     probe = _probe_module()
     res = probe.main([cfg_path, ckpt, '--batches', '2', '--steps', '4',
-                      '--thrs', '0.3', '0.6', '--out', str(tmp_path)])
+                      '--thrs', '0.3', '0.6', '--out', str(tmp_path),
+                      '--cfg-options', 'model.train_cfg.low_thr=0.35',
+                      'model.train_cfg.high_thr=0.65'])
     assert json.load(open(tmp_path / 'probe.json')) == json.loads(
         json.dumps(res))
     # one-threshold rows and the config's own (low, high) pair
     assert res['crops'] == 8 and set(res['pseudo_labels']) == {
         'raw@0.3', 'raw@0.6', 'raw@train'}
     own = res['pseudo_labels']['raw@train']
-    cfg = Config.fromfile(cfg_path)
-    low_thr = cfg.model.train_cfg.get('low_thr', 0.25)
-    assert own['low_thr'] == low_thr and own['high_thr'] > low_thr
+    assert (own['low_thr'], own['high_thr']) == (0.35, 0.65)
     assert own['coverage'] < 1.0 == res['pseudo_labels']['raw@0.3'][
         'coverage']  # the band between the two thresholds is ignored
     assert res['best'] != 'raw@train'

@@ -3,7 +3,7 @@ in its decoder? Measured on training crops whose masks are known.
 
     python tools/probe_pseudo_labels.py CONFIG CHECKPOINT [--out DIR]
         [--batches 12] [--steps 300] [--lr 1e-3] [--thrs 0.2 0.3 0.4 0.5]
-        [--seed 0] [--device cpu]
+        [--seed 0] [--device cpu] [--cfg-options k=v ...]
 
 Needs ground-truth masks for the training images (only to measure; e.g. the
 coco128 set). For a model with CAM pseudo-labels (CAM baseline; for CoSA the
@@ -38,7 +38,7 @@ import mmengine
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner, load_checkpoint
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
@@ -64,6 +64,8 @@ def parse_args(argv=None):
                    help='background thresholds of the pseudo-labels')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', default='cpu')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, as tools/train.py')
     return p.parse_args(argv)
 
 
@@ -90,11 +92,13 @@ def fg_share(labels, ignore_index=255):
     return float(((labels > 0) & m).sum()) / max(int(m.sum()), 1)
 
 
-def build(cfg_path, ckpt, device):
+def build(cfg_path, ckpt, device, options=None):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(cfg_path)
+    if options:
+        cfg.merge_from_dict(options)
     model = MODELS.build(cfg.model)
     if not hasattr(model, 'multi_scale_cam'):
         raise SystemExit(
@@ -264,7 +268,8 @@ def main(argv=None):
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     t0 = time.time()
-    cfg, model = build(args.config, args.checkpoint, args.device)
+    cfg, model = build(args.config, args.checkpoint, args.device,
+                       args.cfg_options)
     if model.decode_head is None:
         raise SystemExit(f'{args.config}: the model has no decode head')
     n = model.num_classes + 1
