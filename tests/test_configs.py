@@ -79,3 +79,28 @@ def test_coco128_recipe_decoder_lr(name):
     # the backbone is frozen on CPU: none of its weights is optimised
     assert not any(id(p) in lr_of for n, p in params.items()
                    if n.startswith('backbone.'))
+
+
+# config -> (low_thr, high_thr, c2s_aux_weight) of the frozen recipe
+COCO128_PSEUDO_LABELS = {
+    'baseline/cam_dinov2s_coco128.py': (0.2, 0.2, None),
+    'acr/cam_acr_dinov2s_coco128.py': (0.2, 0.2, None),
+    'cosa/cosa_dinov2s_coco128.py': (0.25, 0.7, 0.0),
+    'acr/cosa_acr_dinov2s_coco128.py': (0.25, 0.7, 0.0),
+    'cosa/cosa_dinov2s_coco128_gpu.py': (0.25, 0.7, 0.5),
+}
+
+
+@pytest.mark.parametrize('name', sorted(COCO128_PSEUDO_LABELS))
+def test_coco128_recipe_pseudo_label_settings(name):
+    """The CAM baseline's decoder learns from a one-threshold pseudo-label
+    at the CAMs' best background threshold (0.2); CoSA starts its dynamic
+    thresholds at the paper's 0.25 / 0.7 and, on the frozen backbone, drops
+    the aux CAM's half of L_c2s (README, "Real photos on CPU")."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    cfg.model.backbone.pop('pretrained', None)
+    model = MODELS.build(cfg.model)
+    low, high, aux = COCO128_PSEUDO_LABELS[name]
+    assert model.train_cfg['low_thr'] == low
+    assert model.train_cfg['high_thr'] == high
+    assert model.train_cfg.get('c2s_aux_weight') == aux

@@ -28,6 +28,8 @@ model = dict(
         type='ContrastiveSeparationLoss', loss_weight=0.1, temperature=0.1),
     train_cfg=dict(
         cam_from_forward=False,  # the AN makes the CAMs
+        low_thr=0.25,  # the dynamic thresholds' start (the paper's)
+        high_thr=0.7,
         c2s_aux_weight=0.0),
     test_cfg=dict(predict_net='an'))
 custom_hooks = [dict(type='AssignmentNetEMAHook')]
