@@ -62,6 +62,11 @@ def test_dynamic_threshold_ema_and_queue():
     assert off.update(x) == pytest.approx((0.25, 0.7))
     with pytest.raises(ValueError):
         DynamicThreshold(low=0.8, high=0.7)
+    # one fixed threshold: only when the thresholds do not move
+    one = DynamicThreshold(low=0.2, high=0.2, enabled=False)
+    assert one.update(x) == pytest.approx((0.2, 0.2))
+    with pytest.raises(ValueError, match='only with enabled=False'):
+        DynamicThreshold(low=0.2, high=0.2)
 
 
 def test_dynamic_threshold_state_in_state_dict():

@@ -174,7 +174,8 @@ class DynamicThreshold(nn.Module):
         em_bins (int): Bins EM runs on (divides ``bins``). Defaults to 1024.
         warm_start (bool): Start EM from the previous fit. Default False.
         enabled (bool): When False, :meth:`update` does nothing and the
-            thresholds stay at their initial values.
+            thresholds stay at their initial values (which may then be
+            equal: one threshold).
     """
 
     def __init__(self,
@@ -190,8 +191,12 @@ class DynamicThreshold(nn.Module):
                  warm_start: bool = False,
                  enabled: bool = True):
         super().__init__()
-        if not 0 <= low < high <= 1:
-            raise ValueError(f'need 0 <= low < high <= 1, got {low}, {high}')
+        fixed_one = not enabled and 0 <= low == high <= 1
+        if not (0 <= low < high <= 1 or fixed_one):
+            raise ValueError(
+                f'need 0 <= low < high <= 1 (train_cfg.low_thr / high_thr, '
+                f'where the dynamic thresholds start), got {low}, {high}; '
+                'one threshold (low == high) only with enabled=False')
         if fit not in ('histogram', 'samples'):
             raise ValueError(f"fit must be 'histogram' or 'samples', got "
                              f'{fit!r}')
