@@ -3,6 +3,7 @@ import glob
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
@@ -81,26 +82,32 @@ def test_coco128_recipe_decoder_lr(name):
                    if n.startswith('backbone.'))
 
 
-# config -> (low_thr, high_thr, c2s_aux_weight) of the frozen recipe
+# config -> (low_thr, high_thr, c2s_aux_weight, dynamic thresholds) of the
+# frozen recipe (the GPU CoSA config: the paper's)
 COCO128_PSEUDO_LABELS = {
-    'baseline/cam_dinov2s_coco128.py': (0.2, 0.2, None),
-    'acr/cam_acr_dinov2s_coco128.py': (0.2, 0.2, None),
-    'cosa/cosa_dinov2s_coco128.py': (0.25, 0.7, 0.0),
-    'acr/cosa_acr_dinov2s_coco128.py': (0.25, 0.7, 0.0),
-    'cosa/cosa_dinov2s_coco128_gpu.py': (0.25, 0.7, 0.5),
+    'baseline/cam_dinov2s_coco128.py': (0.2, 0.2, None, None),
+    'acr/cam_acr_dinov2s_coco128.py': (0.2, 0.2, None, None),
+    'cosa/cosa_dinov2s_coco128.py': (0.2, 0.2, 0.0, False),
+    'acr/cosa_acr_dinov2s_coco128.py': (0.2, 0.2, 0.0, False),
+    'cosa/cosa_dinov2s_coco128_gpu.py': (0.25, 0.7, 0.5, True),
 }
 
 
 @pytest.mark.parametrize('name', sorted(COCO128_PSEUDO_LABELS))
 def test_coco128_recipe_pseudo_label_settings(name):
-    """The CAM baseline's decoder learns from a one-threshold pseudo-label
-    at the CAMs' best background threshold (0.2); CoSA starts its dynamic
-    thresholds at the paper's 0.25 / 0.7 and, on the frozen backbone, drops
-    the aux CAM's half of L_c2s (README, "Real photos on CPU")."""
+    """On the frozen backbone the decoders learn from a one-threshold
+    pseudo-label at the CAMs' best background threshold (0.2; for CoSA:
+    RAW's background score, dynamic thresholds off) and CoSA drops the aux
+    CAM's half of L_c2s (README, "Real photos on CPU")."""
     cfg = Config.fromfile(osp.join(REPO, 'configs', name))
     cfg.model.backbone.pop('pretrained', None)
     model = MODELS.build(cfg.model)
-    low, high, aux = COCO128_PSEUDO_LABELS[name]
+    low, high, aux, dynamic = COCO128_PSEUDO_LABELS[name]
     assert model.train_cfg['low_thr'] == low
     assert model.train_cfg['high_thr'] == high
     assert model.train_cfg.get('c2s_aux_weight') == aux
+    if dynamic is not None:
+        assert model.dynamic_threshold.enabled is dynamic
+    if dynamic is False:  # fixed: an update leaves them where they are
+        assert model.dynamic_threshold.update(torch.rand(5000)) == \
+            pytest.approx((low, high))
