@@ -12,7 +12,7 @@
 # - L_c2s from the main CAM's pseudo-label only (c2s_aux_weight 0, the
 #   paper's is 1/2): the frozen layer-9 tokens' aux CAM gives pseudo-labels
 #   of 7.8 mIoU with 16% foreground on the training crops (main: 19.0, 57%;
-#   masks 31%), and half of the decoder's loss on them taught it
+#   masks: about a third), and half of the decoder's loss on them taught it
 #   background: seg 4.2 -> 7.6 without them;
 # - the baseline's one background threshold, 0.2, for the decoder's
 #   pseudo-label (RAW's background score; dynamic thresholds off): they
