@@ -111,3 +111,13 @@ def test_coco128_recipe_pseudo_label_settings(name):
     if dynamic is False:  # fixed: an update leaves them where they are
         assert model.dynamic_threshold.update(torch.rand(5000)) == \
             pytest.approx((low, high))
+
+
+@pytest.mark.parametrize('name', sorted(COCO128_RECIPE))
+def test_coco128_recipe_schedule_ends_with_training(name):
+    """A config that changes max_iters moves the poly decay's end too."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    max_iters = cfg.train_cfg.max_iters
+    assert max_iters == {'apc/apc_dinov2s_coco128.py': 600}.get(name, 300)
+    assert cfg.param_scheduler[-1].end == max_iters
+    assert cfg.train_cfg.val_interval == max_iters
