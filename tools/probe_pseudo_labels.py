@@ -43,6 +43,8 @@ from mmengine.runner import Runner, load_checkpoint
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import mmseg_wsss  # noqa: E402,F401
+from mmseg_wsss.evaluation.metrics import \
+    iou_from_confusion as _class_iou  # noqa: E402
 from mmseg_wsss.models.pseudo_labels import (cam_to_label,  # noqa: E402
                                              normalize_cam)
 from mmseg_wsss.utils import stack_img_labels, valid_mask_of  # noqa: E402
@@ -78,12 +80,9 @@ def confusion(pred, gt, n, ignore_index=255):
 
 
 def iou_from_confusion(conf):
-    """Per-class IoU (%) (NaN where a class is in neither) and their mean."""
-    conf = conf.double()
-    inter = conf.diag()
-    union = conf.sum(0) + conf.sum(1) - inter
-    iou = torch.where(union > 0, inter / union.clamp(min=1),
-                      torch.full_like(inter, float('nan'))) * 100
+    """Per-class IoU (%) (NaN where a class is in neither) and their mean:
+    the evaluation's :func:`iou_from_confusion`, in percent."""
+    iou = torch.from_numpy(_class_iou(conf.numpy())) * 100
     return iou, float(np.nanmean(iou.numpy()))
 
 
