@@ -322,9 +322,11 @@ def test_probe_scores_pseudo_labels_and_trains_decoders(export_setup,
                       'model.train_cfg.high_thr=0.65'])
     assert json.load(open(tmp_path / 'probe.json')) == json.loads(
         json.dumps(res))
-    # one-threshold rows and the config's own (low, high) pair
-    assert res['crops'] == 8 and set(res['pseudo_labels']) == {
-        'raw@0.3', 'raw@0.6', 'raw@train'}
+    # one-threshold rows and the config's own (low, high) pair; the aux
+    # head's CAM at the one-threshold rows (the baseline has no aux pair)
+    assert res['crops'] == 8 and res['net'] == 'on' and set(
+        res['pseudo_labels']) == {'raw@0.3', 'raw@0.6', 'raw@train',
+                                  'aux@0.3', 'aux@0.6'}
     own = res['pseudo_labels']['raw@train']
     assert (own['low_thr'], own['high_thr']) == (0.35, 0.65)
     assert own['coverage'] < 1.0 == res['pseudo_labels']['raw@0.3'][
@@ -341,6 +343,41 @@ def test_probe_scores_pseudo_labels_and_trains_decoders(export_setup,
     for name in ('masks', 'best_pseudo_label'):
         for mode in ('label_free', 'label_masked'):
             assert 0 <= res['decoders'][name][mode] <= 100
+
+
+def test_probe_scores_the_network_that_makes_the_pseudo_labels():
+    """CoSA's pseudo-labels come from its assignment network (main and aux
+    CAM): the probe scores those by default, the online network's on
+    request, and the training thresholds per CAM kind."""
+    from .test_cosa import _build as build_cosa
+    probe = _probe_module()
+    model = build_cosa().eval()
+    x = torch.rand(2, 3, 64, 64) * 255
+    labels = torch.tensor([[1., 0, 1, 0], [0, 1, 0, 0]])
+    with torch.no_grad():
+        model.cam_head.classifier.weight.mul_(-3.0)  # ON moves away from AN
+    assert probe.pick_net(model)[0] == 'an'
+    assert probe.pick_net(model, 'on') == ('on', model)
+    an = probe.train_cams(model, model.assignment_net, x, labels, True)
+    on = probe.train_cams(model, model, x, labels, True)
+    assert set(an) == {'raw', 'refined', 'aux'}
+    assert an['raw'].shape == (2, 4, 64, 64)
+    assert not torch.allclose(an['raw'], on['raw'])
+    torch.testing.assert_close(an['aux'], on['aux'])  # aux head unchanged
+    model.update_assignment_net(momentum=0.0)  # AN <- ON
+    again = probe.train_cams(model, model.assignment_net, x, labels, True)
+    for kind in an:
+        torch.testing.assert_close(again[kind], on[kind])
+    # the refinement is not the identity here
+    assert not torch.allclose(on['refined'], on['raw'])
+    pairs = probe.train_pairs(dict(low_thr=0.2, high_thr=0.6,
+                                   aux_low_thr=0.25, aux_high_thr=0.7))
+    assert pairs == {'raw': (0.2, 0.6), 'refined': (0.2, 0.6),
+                     'aux': (0.25, 0.7)}
+    assert probe.train_pairs(dict(low_thr=0.3)) == {}
+    cam_model = MODELS.build(tiny_cam_model_cfg())
+    with pytest.raises(SystemExit, match='--net on'):
+        probe.pick_net(cam_model, 'an')
 
 
 # ------------------------------------------------------------ benchmark

@@ -3,20 +3,25 @@ in its decoder? Measured on training crops whose masks are known.
 
     python tools/probe_pseudo_labels.py CONFIG CHECKPOINT [--out DIR]
         [--batches 12] [--steps 300] [--lr 1e-3] [--thrs 0.2 0.3 0.4 0.5]
-        [--seed 0] [--device cpu] [--cfg-options k=v ...]
+        [--seed 0] [--device cpu] [--net auto|on|an] [--cfg-options k=v ...]
 
 Needs ground-truth masks for the training images (only to measure; e.g. the
-coco128 set). For a model with CAM pseudo-labels (CAM baseline; for CoSA the
-online network's CAM head):
+coco128 set). For a model with CAM pseudo-labels (the CAM baseline; CoSA):
 
 1. draws ``--batches`` batches from the config's training pipeline, with the
-   masks loaded and cropped with the images, and scores the model's
-   pseudo-label CAM on each crop (``train_cfg`` scales / flip; refined over
-   the backbone tokens when ``train_cfg.feat_refine`` is set, as in
-   training) against the masks: single-threshold pseudo-labels at each of
-   ``--thrs`` and at ``train_cfg``'s own (low, high) pair, raw and
-   refined: mIoU, per-class IoU, foreground share (against the masks'
-   share), coverage -- is the CAM's ranking or its calibration the limit?
+   masks loaded and cropped with the images, and scores the CAMs that make
+   the pseudo-labels in training on each crop against the masks: those of
+   the network ``--net`` (``auto``: CoSA's assignment network ``an``, the
+   online network ``on`` otherwise) at ``train_cfg``'s scales / flip --
+   the main CAM ``raw``, ``refined`` over the network's tokens when
+   ``train_cfg.feat_refine`` is set (as in training) and the ``aux`` CAM
+   where the network has an aux CAM head. Single-threshold pseudo-labels
+   at each of ``--thrs`` and at ``train_cfg``'s own (low, high) pair
+   (``aux_low_thr`` / ``aux_high_thr`` for the aux CAM): mIoU, per-class
+   IoU, foreground share (against the masks' share), coverage -- is the
+   CAM's ranking or its calibration the limit? (CoSA's RAW weights and
+   dynamic thresholds are not applied: the @train row uses the config's
+   starting pair.)
 2. trains fresh copies of the config's decode head for ``--steps`` on the
    backbone features of those crops (computed once with the checkpoint:
    meaningful as-is for a frozen backbone), once on the masks (this setup's
@@ -66,6 +71,10 @@ def parse_args(argv=None):
                    help='background thresholds of the pseudo-labels')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', default='cpu')
+    p.add_argument('--net', choices=('auto', 'on', 'an'), default='auto',
+                   help="network whose CAMs are scored: 'an' CoSA's "
+                   "assignment network, 'on' the online network; 'auto' "
+                   'the one that makes the pseudo-labels in training')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, as tools/train.py')
     return p.parse_args(argv)
@@ -128,12 +137,59 @@ def loader(cfg_loader, seed, pipeline=None):
     return Runner.build_dataloader(cfg_loader, seed=seed)
 
 
+def pick_net(model, net='auto'):
+    """``(name, network)`` whose CAMs make the training pseudo-labels:
+    CoSA's assignment network for ``'an'`` (and ``'auto'`` on CoSA), the
+    model itself (the online network) for ``'on'``."""
+    has_an = getattr(model, 'assignment_net', None) is not None
+    if net == 'auto':
+        net = 'an' if has_an else 'on'
+    if net == 'an':
+        if not has_an:
+            raise SystemExit(
+                f'--net an: {type(model).__name__} has no assignment '
+                "network (CoSA's); use --net on")
+        return 'an', model.assignment_net
+    return 'on', model
+
+
+def train_cams(model, net, inputs, labels, refine):
+    """Normalised CAMs (B, K, H, W) of ``net`` on ``inputs`` at
+    ``train_cfg``'s scales / flip: ``raw`` (main head), ``refined`` (over
+    the network's scale-1 tokens, when ``refine``) and ``aux`` (when the
+    network has an aux CAM head)."""
+    with_aux = getattr(net, 'aux_cam_head', None) is not None
+    scale1 = {}
+
+    def maps_of(x):
+        keep = {} if x.shape[-2:] == inputs.shape[-2:] else None
+        maps = model.forward_net(net, x, with_aux, keep)
+        if keep and not scale1:  # (with flip: [view; flipped view])
+            scale1['tokens'] = keep['tokens'][:inputs.shape[0]]
+        maps.pop('seg', None)
+        return maps
+
+    maps = model.no_grad_multi_scale(maps_of, inputs)
+    cams = dict(raw=normalize_cam(maps['cam']))
+    if refine:
+        tokens = scale1.get('tokens')
+        with torch.no_grad():
+            if tokens is None:  # no scale-1 pass among cam_scales
+                tokens = net.backbone.forward_wsss(inputs)['tokens']
+            cams['refined'] = normalize_cam(model.refine_by_features(
+                cams['raw'], inputs, refine, feats=tokens, present=labels))
+    if with_aux:
+        cams['aux'] = normalize_cam(maps['aux_cam'])
+    return cams
+
+
 def cache_train(model, cfg, args):
-    """Backbone features, masks, labels and CAMs (raw, refined) of
+    """Backbone features, masks, labels and CAMs (raw, refined, aux) of
     ``args.batches`` training batches."""
     dl = loader(cfg.train_dataloader, args.seed,
                 with_masks(cfg.train_dataloader.dataset.pipeline))
     refine = model.train_cfg.get('feat_refine')
+    _, net = pick_net(model, args.net)
     batches, it = [], iter(dl)
     bar = mmengine.ProgressBar(args.batches)
     for _ in range(args.batches):
@@ -148,11 +204,7 @@ def cache_train(model, cfg, args):
         with torch.no_grad():
             feats = model.online_forward(inputs)
             labels = stack_img_labels(samples, model.num_classes)
-            cams = dict(raw=model.multi_scale_cam(inputs))
-            if refine:
-                cams['refined'] = normalize_cam(model.refine_by_features(
-                    cams['raw'], inputs, refine, feats=feats['tokens'],
-                    present=labels))
+            cams = train_cams(model, net, inputs, labels, refine)
         batches.append(dict(
             outs=[o.detach() for o in feats['outs']],
             gt=torch.stack([s.gt_sem_seg.data[0] for s in samples]).long(),
@@ -163,17 +215,31 @@ def cache_train(model, cfg, args):
     return batches
 
 
+def train_pairs(train_cfg):
+    """The training's own ``(low, high)`` background thresholds per CAM
+    kind, where ``train_cfg`` has them."""
+    pairs = {}
+    for kinds, keys in ((('raw', 'refined'), ('low_thr', 'high_thr')),
+                        (('aux', ), ('aux_low_thr', 'aux_high_thr'))):
+        if all(k in train_cfg for k in keys):
+            pairs.update({kind: tuple(train_cfg[k] for k in keys)
+                          for kind in kinds})
+    return pairs
+
+
 def score_pseudo_labels(batches, thrs, n, train_thrs=None):
     """Pseudo-labels of every CAM kind against the masks: one background
-    threshold each of ``thrs`` and, when given, the training's own
-    ``(low, high)`` pair (the band between them ignored: scored on the
-    pixels it labels, ``coverage`` says how many)."""
+    threshold each of ``thrs`` and, where ``train_thrs`` (kind -> pair)
+    has the kind, the training's own ``(low, high)`` pair (the band
+    between them ignored: scored on the pixels it labels, ``coverage``
+    says how many)."""
     rows = {}
     gt_fg = np.mean([fg_share(b['gt']) for b in batches])
-    pairs = [(f'{t:g}', t, t) for t in thrs]
-    if train_thrs is not None:
-        pairs.append(('train', *train_thrs))
+    train_thrs = train_thrs or {}
     for kind in batches[0]['cams']:
+        pairs = [(f'{t:g}', t, t) for t in thrs]
+        if kind in train_thrs:
+            pairs.append(('train', *train_thrs[kind]))
         for name, low, high in pairs:
             conf = torch.zeros(n, n, dtype=torch.long)
             fg, covered, total = [], 0, 0
@@ -272,12 +338,12 @@ def main(argv=None):
     if model.decode_head is None:
         raise SystemExit(f'{args.config}: the model has no decode head')
     n = model.num_classes + 1
-    print(f'caching {args.batches} training batches ...')
+    net = pick_net(model, args.net)[0]
+    print(f'caching {args.batches} training batches (CAMs of the '
+          f'{dict(an="assignment", on="online")[net]} network) ...')
     batches = cache_train(model, cfg, args)
-    train_thrs = tuple(model.train_cfg[k] for k in ('low_thr', 'high_thr')
-                       if k in model.train_cfg)
     rows = score_pseudo_labels(batches, args.thrs, n,
-                               train_thrs if len(train_thrs) == 2 else None)
+                               train_pairs(model.train_cfg))
     # the decoder's best target among the full-coverage (one-threshold)
     # pseudo-labels
     best = max((k for k in rows if not k.endswith('@train')),
@@ -303,7 +369,7 @@ def main(argv=None):
               f'{decoders[name]["label_free"]:.2f}, label-masked '
               f'{decoders[name]["label_masked"]:.2f}')
     result = dict(
-        config=args.config, checkpoint=args.checkpoint,
+        config=args.config, checkpoint=args.checkpoint, net=net,
         crops=sum(len(b['gt']) for b in batches), steps=args.steps,
         lr=args.lr, seed=args.seed, pseudo_labels=rows, best=best,
         decoders=decoders, classes=classes,
