@@ -40,6 +40,8 @@ def test_config_builds(path):
     cfg.model.backbone.pop('pretrained', None)
     model = MODELS.build(cfg.model)
     k = model.num_classes
+    if cfg.model.type == 'EncoderDecoder':  # a supervised stage 2:
+        k -= 1  # its num_classes count the background
     ds = cfg.train_dataloader.dataset
     n_classes = {'WSSSVOCDataset': 20, 'WSSSCOCODataset': 80,
                  'WSSSToyDataset': 4}[ds.type]

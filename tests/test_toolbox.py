@@ -166,6 +166,67 @@ def test_export_reads_back_in_stock_mmseg_voc_and_reports_miou(
     assert mask.max() <= 4
 
 
+def test_stage2_config_trains_on_an_export_and_predicts_full_size(
+        export_setup):
+    """configs/stage2: mmseg's EncoderDecoder learns from an export root
+    through the config's own pipeline, and predicts at the original size
+    of an image that is not a multiple of the patch size."""
+    from mmengine.runner import Runner
+    from mmseg.structures import SegDataSample
+    cfg_path, ckpt, tmp = export_setup
+    out = str(tmp / 'pl_stage2')
+    _export(cfg_path, ckpt, out)
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs', 'stage2', 'largefov_dinov2s_coco128_pl.py'))
+    model_cfg = cfg.model
+    # whole-image inference pads to the patch size
+    assert model_cfg.data_preprocessor.test_cfg.size_divisor == \
+        model_cfg.backbone.patch_size
+    model_cfg.backbone.update(img_size=64, patch_size=8, embed_dims=32,
+                              num_layers=3, num_heads=2, mlp_ratio=2)
+    model_cfg.backbone.pop('pretrained')
+    model_cfg.data_preprocessor.update(size=(64, 64),
+                                       test_cfg=dict(size_divisor=8))
+    model_cfg.decode_head.update(in_channels=32, channels=16, dilation=2,
+                                 num_classes=5)
+    loader = cfg.train_dataloader
+    loader.update(batch_size=4, num_workers=0, persistent_workers=False)
+    loader.dataset.update(type='WSSSToyDataset', data_root=out,
+                          ann_file='ImageSets/Segmentation/train.txt')
+    for t in loader.dataset.pipeline:
+        if t['type'] == 'Resize':
+            t['scale'] = (64, 64)
+        if t['type'] == 'RandomCropPad':
+            t['crop_size'] = (64, 64)
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    batch = next(iter(Runner.build_dataloader(loader, seed=0)))
+    masks = torch.cat([s.gt_sem_seg.data for s in batch['data_samples']])
+    assert set(masks.unique().tolist()) <= {0, 1, 2, 3, 4, 255}
+    assert ((masks > 0) & (masks < 255)).any()  # the exported foreground
+    opt = torch.optim.AdamW(model.decode_head.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(10):
+        data = model.data_preprocessor(batch, True)
+        loss = model.loss(data['inputs'], data['data_samples'])
+        total = sum(v for k, v in loss.items() if 'loss' in k)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        losses.append(float(total))
+    assert losses[-1] < 0.8 * losses[0]
+    model.eval()
+    img = torch.randint(0, 256, (3, 45, 60), dtype=torch.uint8)
+    sample = SegDataSample(metainfo=dict(ori_shape=(45, 60),
+                                         img_shape=(45, 60)))
+    with torch.no_grad():
+        pred = model.test_step(dict(inputs=[img], data_samples=[sample]))
+    assert pred[0].pred_sem_seg.data.shape == (1, 45, 60)
+    assert pred[0].seg_logits.data.shape == (5, 45, 60)
+
+
 def test_export_resumes_without_redoing_finished_files(export_setup):
     cfg_path, ckpt, tmp = export_setup
     out = str(tmp / 'pl_resume')
