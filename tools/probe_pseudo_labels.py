@@ -159,20 +159,9 @@ def train_cams(model, net, inputs, labels, refine):
     the network's scale-1 tokens, when ``refine``) and ``aux`` (when the
     network has an aux CAM head)."""
     with_aux = getattr(net, 'aux_cam_head', None) is not None
-    scale1 = {}
-
-    def maps_of(x):
-        keep = {} if x.shape[-2:] == inputs.shape[-2:] else None
-        maps = model.forward_net(net, x, with_aux, keep)
-        if keep and not scale1:  # (with flip: [view; flipped view])
-            scale1['tokens'] = keep['tokens'][:inputs.shape[0]]
-        maps.pop('seg', None)
-        return maps
-
-    maps = model.no_grad_multi_scale(maps_of, inputs)
+    maps, tokens = model.net_multi_scale_maps(net, inputs, with_aux)
     cams = dict(raw=normalize_cam(maps['cam']))
     if refine:
-        tokens = scale1.get('tokens')
         with torch.no_grad():
             if tokens is None:  # no scale-1 pass among cam_scales
                 tokens = net.backbone.forward_wsss(inputs)['tokens']

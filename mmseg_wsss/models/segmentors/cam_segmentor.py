@@ -153,6 +153,23 @@ class CAMSegmentor(WSSSBaseSegmentor):
             return self._aggregate(inputs, cfg['cam_scales'],
                                    cfg['cam_flip'], fn)
 
+    def net_multi_scale_maps(self, net, inputs: Tensor,
+                             with_aux: bool = False):
+        """:meth:`forward_net` of ``net`` over ``train_cfg.cam_scales``
+        (+ flips) with :meth:`no_grad_multi_scale`, and the backbone tokens
+        of ``inputs`` from its scale-1 pass (``None`` when the scales have
+        no such pass): ``(maps, tokens)``."""
+        scale1 = {}
+
+        def maps_of(x):
+            keep = {} if x.shape[-2:] == inputs.shape[-2:] else None
+            maps = self.forward_net(net, x, with_aux, keep)
+            if keep and not scale1:  # (with flip: [view; flipped view])
+                scale1['tokens'] = keep['tokens'][:inputs.shape[0]]
+            return maps
+
+        return self.no_grad_multi_scale(maps_of, inputs), scale1.get('tokens')
+
     def _check_single_pass_cam(self) -> None:
         """The training forward's tokens can stand in for the pseudo-label
         CAM pass only when that pass is a single scale-1 one without flip

@@ -206,19 +206,11 @@ class CoSA(CAMSegmentor):
             return losses
 
         # 1. AN on the weak view: multi-scale CAMs and segmentation logits
-        scale1 = {}  # the AN's features of the weak view at scale 1
-
-        def an_maps(x):
-            keep = {} if x.shape[-2:] == weak.shape[-2:] else None
-            maps = self.forward_net(self.assignment_net, x, True, keep)
-            if keep and not scale1:  # (with flip: [view; flipped view])
-                scale1['tokens'] = keep['tokens'][:weak.shape[0]]
-            return maps
-
-        an = self.no_grad_multi_scale(an_maps, weak)
+        #    (and its tokens of the weak view at scale 1)
+        an, tokens = self.net_multi_scale_maps(self.assignment_net, weak,
+                                               with_aux=True)
         cam = mask_cam_by_labels(normalize_cam(an['cam']), img_labels)
         if cfg.get('feat_refine'):  # over the AN's tokens of the weak view
-            tokens = scale1.get('tokens')
             if tokens is None:  # no scale-1 pass among cam_scales
                 with torch.no_grad():
                     tokens = self.assignment_net['backbone'].forward_wsss(
