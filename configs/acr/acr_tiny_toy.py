@@ -19,3 +19,8 @@ model = dict(
         scales=(1.0, ),
         flip=True,
         bg_thr=0.45))
+# the base's decode_head learning-rate key would match no parameter here
+# (no decoder): ConfigCheckHook refuses such keys, so they are restated
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        custom_keys=dict(_delete_=True, cam_head=dict(lr_mult=2.0))))

@@ -46,3 +46,8 @@ model = dict(
 # localisation maps on the train set are the result (val_cfg's train-set
 # PseudoMaskMetric); the val-set seg metric of a decoder-less model ranks
 # CAMs against a constant background.
+# the base's decode_head learning-rate key would match no parameter here
+# (no decoder): ConfigCheckHook refuses such keys, so they are restated
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        custom_keys=dict(_delete_=True, cam_head=dict(lr_mult=10.0))))

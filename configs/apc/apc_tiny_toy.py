@@ -48,6 +48,7 @@ model = dict(
 optim_wrapper = dict(
     paramwise_cfg=dict(
         custom_keys={
+            '_delete_': True,  # the base's cam_head key matches nothing here
             'patch_head': dict(lr_mult=2.0),
             'decode_head': dict(lr_mult=2.0),
         }))
