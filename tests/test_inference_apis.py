@@ -67,7 +67,7 @@ def test_init_model_inference_model_and_inferencer_match_test_py(
     out = str(tmp_path / 'pred')
     run([sys.executable, 'tools/test.py', cfg_path, ckpt, '--work-dir',
          str(tmp_path / 'w'), '--out', out])
-    ids = sorted(f[:-4] for f in os.listdir(out))
+    ids = sorted(f[:-4] for f in os.listdir(out) if f.endswith('.png'))
     assert len(ids) == 3
     imgs = [osp.join(toy_root, 'JPEGImages', i + '.jpg') for i in ids]
     expect = [np.array(Image.open(osp.join(out, i + '.png'))) for i in ids]

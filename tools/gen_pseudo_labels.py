@@ -10,7 +10,9 @@ stock ``PascalVOCDataset`` reads directly, to train a fully supervised
 DeepLab / SegFormer on::
 
     DIR/SegmentationClass/<id>.png          palette PNG, values 0..K
-    DIR/ImageSets/Segmentation/<list>.txt   the exported ids
+    DIR/ImageSets/Segmentation/<list>.txt   the exported ids (written last:
+                                            its presence marks a complete
+                                            export)
     DIR/JPEGImages -> the source image folder (symlink)
     DIR/summary.json                        settings and, with ground truth,
                                             mIoU and per-class IoU
@@ -30,14 +32,15 @@ feat_affinity.py``).
 
 Resumable: files already in ``DIR/SegmentationClass`` are kept (written
 atomically, so an interrupted run never leaves a broken PNG); they still
-count in the final mIoU. ``--workers`` processes run the CRF and write the
+count in the final mIoU. Ctrl-C or SIGTERM stops the workers at once and
+exits with status 130 (the id list and ``summary.json`` are missing until
+a rerun of the same command completes the export). ``--workers`` processes run the CRF and write the
 files; ``--launcher pytorch`` (``torch.distributed.run``) shards the images
 over processes/GPUs.
 """
 import argparse
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import os.path as osp
 import sys
@@ -61,6 +64,7 @@ from mmseg_wsss.models.segmentors import image_labels_known
 from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
                               close_distributed, init_trained_model,
                               setup_cpu_distributed)
+from mmseg_wsss.utils.workers import WorkerPool, interruptible
 from mmseg_wsss.visualization import refine_setting
 
 
@@ -229,6 +233,17 @@ def iou_table(conf, classes):
     }
 
 
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename:
+    readers see the old file or the whole new one, never a part."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def file_fingerprint(path: str) -> str:
     """SHA-256 of a local checkpoint's bytes (a URL stands for itself)."""
     if '://' in path:
@@ -330,15 +345,16 @@ def main():
     if rank == 0:
         os.makedirs(seg_dir, exist_ok=True)
         os.makedirs(list_dir, exist_ok=True)
-        with open(osp.join(list_dir, ann_name), 'w') as f:
-            f.writelines(infos[i]['img_id'] + '\n' for i in indices)
         img_dir = osp.dirname(infos[0]['img_path']) if infos else None
         link = osp.join(args.out, 'JPEGImages')
         if img_dir and not osp.lexists(link):
             os.symlink(osp.abspath(img_dir), link)
         if not osp.isfile(settings_file):
-            with open(settings_file, 'w') as f:
-                json.dump(settings, f, indent=2)
+            write_atomic(settings_file, json.dumps(settings, indent=2))
+        # an interrupted writer leaves at most a temporary file: drop it
+        for name in os.listdir(seg_dir):
+            if name.endswith('.tmp.png'):
+                os.remove(osp.join(seg_dir, name))
     if world > 1:
         torch_dist.barrier()
     mine = indices[rank::world]
@@ -368,32 +384,53 @@ def main():
         if c is not None:
             conf += c
 
-    pool = mp.get_context('spawn').Pool(
-        args.workers, _init_worker, (crf_cfg, )) if args.workers > 0 else None
+    pool = WorkerPool(args.workers, _init_worker, (crf_cfg, )) \
+        if args.workers > 0 else None
     if pool is None:
         _init_worker(crf_cfg)
     run = (lambda t: pool.apply_async(process_one, (t, ))) if pool else \
         (lambda t: process_one(t))
     pending = []
-    for i in done:  # already exported: only score them
-        pending.append(run(task(i)))
-    bar = mmengine.ProgressBar(len(todo)) if rank == 0 else None
-    for i in todo:
-        probs, channels = model_probs(model, pseudo_collate([dataset[i]]),
-                                      args.source, bg_thr,
-                                      not args.no_label_mask, num_classes)
-        pending.append(run(task(i, probs, channels)))
-        if pool is not None and len(pending) > 4 * max(args.workers, 1):
-            collect(pending.pop(0).get())  # bound the memory in flight
-        elif pool is None:
-            collect(pending.pop())
-        if bar is not None:
-            bar.update()
-    for p in pending:
-        collect(p.get() if pool is not None else p)
+    try:
+        with interruptible():
+            for i in done:  # already exported: only score them
+                pending.append(run(task(i)))
+                if pool is not None and \
+                        len(pending) > 4 * max(args.workers, 1):
+                    collect(pending.pop(0).get())
+                elif pool is None:
+                    collect(pending.pop())
+            bar = mmengine.ProgressBar(len(todo)) if rank == 0 else None
+            for i in todo:
+                probs, channels = model_probs(
+                    model, pseudo_collate([dataset[i]]), args.source,
+                    bg_thr, not args.no_label_mask, num_classes)
+                pending.append(run(task(i, probs, channels)))
+                if pool is not None and \
+                        len(pending) > 4 * max(args.workers, 1):
+                    collect(pending.pop(0).get())  # bound the memory
+                elif pool is None:
+                    collect(pending.pop())
+                if bar is not None:
+                    bar.update()
+            for p in pending:
+                collect(p.get() if pool is not None else p)
+    except KeyboardInterrupt:
+        if pool is not None:
+            pool.kill()
+        written = sum(name.endswith('.png') and not name.endswith('.tmp.png')
+                      for name in os.listdir(seg_dir))
+        print(f'\ninterrupted: {written} of {len(indices)} pseudo-labels are '
+              f'in {seg_dir} (each complete); the id list and summary.json '
+              'are written only when all are done. Run the same command '
+              'again to finish the export.', file=sys.stderr, flush=True)
+        sys.exit(130)
+    except BaseException:
+        if pool is not None:
+            pool.kill()
+        raise
     if pool is not None:
         pool.close()
-        pool.join()
 
     if world > 1:
         t = torch.from_numpy(conf)
@@ -415,8 +452,12 @@ def main():
         print(f'pseudo-label mIoU against the ground truth: '
               f'{miou * 100:.2f}')
         print('  ' + '  '.join(f'{c} {v}' for c, v in per_class.items()))
-    with open(osp.join(args.out, 'summary.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+    # the id list and the summary are written last, and atomically: a
+    # dataset root that lists its ids is complete
+    write_atomic(osp.join(list_dir, ann_name),
+                 ''.join(infos[i]['img_id'] + '\n' for i in indices))
+    write_atomic(osp.join(args.out, 'summary.json'),
+                 json.dumps(summary, indent=2))
 
 
 if __name__ == '__main__':

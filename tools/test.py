@@ -9,10 +9,19 @@ DenseCRF of each image runs in a pool of worker processes while the model
 predicts the next batches (``WSSSTestLoop``; same predictions as the serial
 CRF). Checkpoints written by torch >= 2.6
 runs load because importing mmseg_wsss installs the compatibility loader.
+
+``--out DIR`` is finished by ``DIR/.complete.json``, written after the last
+mask; a folder that holds files without it (an interrupted run, or files
+of something else) is refused before any work, so an incomplete set of
+masks never passes for a complete one. Ctrl-C or SIGTERM stops the CRF
+workers at once and exits with status 130.
 """
 import argparse
+import datetime
+import json
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -20,6 +29,29 @@ from mmengine.runner import Runner
 import mmseg_wsss  # noqa: F401
 from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
                               close_distributed, setup_cpu_distributed)
+from mmseg_wsss.utils.run_guard import write_atomic
+from mmseg_wsss.utils.workers import interruptible
+
+COMPLETE = '.complete.json'
+
+
+def check_out_dir(out: str) -> None:
+    """Refuse an ``--out`` folder with files but no completion marker;
+    a complete one is overwritten (its marker goes first)."""
+    if not osp.isdir(out):
+        return
+    marker = osp.join(out, COMPLETE)
+    if osp.isfile(marker):
+        os.remove(marker)  # rewritten when this run has finished
+        return
+    files = [f for f in os.listdir(out) if not f.startswith('.')]
+    if files:
+        raise SystemExit(
+            f'--out {out} already holds {len(files)} files but no {COMPLETE}'
+            ': it is the output of an interrupted run (or of something '
+            'else), and mixing it with this run would pass an incomplete '
+            f'set of masks for a complete one. Remove it (rm -r {out}) or '
+            'give another --out.')
 
 
 def parse_args():
@@ -86,9 +118,26 @@ def main():
         raise SystemExit(f'--crf-workers needs test_cfg.type=TestLoop or '
                          f'WSSSTestLoop, the config has '
                          f'{cfg.test_cfg["type"]!r}')
+    rank = int(os.environ.get('RANK', '0'))
+    if args.out and rank == 0:
+        check_out_dir(args.out)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
-    runner.test()
+    try:
+        with interruptible():
+            runner.test()
+    except KeyboardInterrupt:
+        print('\ninterrupted' + (f': {args.out} is incomplete (no '
+                                  f'{COMPLETE}); remove it before testing '
+                                  'again' if args.out else ''),
+              file=sys.stderr, flush=True)
+        sys.exit(130)
+    if args.out and rank == 0:
+        write_atomic(osp.join(args.out, COMPLETE), json.dumps(dict(
+            config=args.config, checkpoint=args.checkpoint,
+            masks=sum(f.endswith('.png') for f in os.listdir(args.out)),
+            finished=datetime.datetime.now().isoformat(timespec='seconds')),
+            indent=2))
     # free the runner (its DDP wrapper holds the process group), then meet
     # the other ranks and close the group: a gloo group still alive at
     # interpreter exit can abort a rank and fail the whole launch

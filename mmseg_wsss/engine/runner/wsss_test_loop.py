@@ -1,5 +1,4 @@
 import collections
-import multiprocessing as mp
 import os
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -10,6 +9,8 @@ from mmengine.runner import TestLoop
 from mmengine.runner.amp import autocast
 from mmseg.registry import LOOPS
 from torch.utils.data import DataLoader
+
+from mmseg_wsss.utils.workers import WorkerPool
 
 _CRF = None
 
@@ -75,16 +76,21 @@ class WSSSTestLoop(TestLoop):
         model.crf_module()
         print_log(f'test-time DenseCRF in {self.crf_workers} worker '
                   'process(es)', logger='current')
-        pool = mp.get_context('spawn').Pool(
-            self.crf_workers, _init_crf_worker, (model.crf_args(), ))
+        pool = WorkerPool(self.crf_workers, _init_crf_worker,
+                          (model.crf_args(), ))
         self._pool = pool
         self._pending = collections.deque()
         try:
-            return super().run()  # run_iter below; flushed before metrics
+            metrics = super().run()  # run_iter below; flushed before metrics
+        except BaseException:
+            # Ctrl-C, SIGTERM (tools/test.py turns it into an interrupt) or
+            # an error: stop the workers now, without waiting on them
+            pool.kill()
+            raise
         finally:
-            pool.terminate()
-            pool.join()
             self._pool = None
+        pool.close()
+        return metrics
 
     @torch.no_grad()
     def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
