@@ -11,7 +11,10 @@ Checks, per file (in worker processes, with a progress bar):
   and JPEGs libjpeg warns about ("Corrupt JPEG data: ... extraneous bytes"
   -- these decode silently during training, with garbage in them);
 - masks: not a PNG, colour (RGB/RGBA) PNGs, values outside 0..K and 255,
-  a size different from the image's.
+  a size different from the image's;
+- the image-level label file (``cls_labels_file``), read as training reads
+  it: unreadable or code-carrying files, missing ids, NaN, strings, values
+  other than 0/1, vectors of the wrong length or shape.
 
 Exits 1 when any file is bad (0 otherwise), so it can gate a job script.
 The datasets are those of ``train_dataloader``, ``val_dataloader``,
@@ -19,25 +22,30 @@ The datasets are those of ``train_dataloader``, ``val_dataloader``,
 """
 import argparse
 import json
-import multiprocessing as mp
 import os
 import os.path as osp
 import sys
-import tempfile
 from collections import Counter, OrderedDict
 
-import cv2
 import mmengine
 import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from PIL import Image
 
+from mmseg_wsss.utils.decode import decode_with_messages
+from mmseg_wsss.utils.workers import WorkerPool, interruptible
+
 FIX_IMAGE = ('re-download or re-extract this file, or remove its id from '
              'the id list')
 FIX_MASK = ('masks must be grey or palette PNGs of class indices (0..K, '
             '255 = ignore): convert colour masks back to indices, or point '
             'seg_map_path at the folder of index masks')
+FIX_SIZE = ("a mask must have its image's size, pixel for pixel: re-create "
+            'it at the image size (or check that the image and the mask are '
+            'the same id, e.g. not a resized copy of one of them)')
+FIX_LABELS = ('rewrite the label file from the masks with '
+              'tools/make_cls_labels.py (or fix the entries named)')
 
 
 def parse_args():
@@ -51,22 +59,6 @@ def parse_args():
     parser.add_argument('--out', help='write the report as JSON here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
-
-
-def _decode_with_stderr(buf: np.ndarray):
-    """cv2.imdecode, capturing what libjpeg/libpng print to stderr (they
-    report corrupt data there, not through OpenCV)."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        tmp.seek(0)
-        messages = tmp.read().decode(errors='replace').strip()
-    return img, messages
 
 
 def check_image(path: str):
@@ -83,7 +75,7 @@ def check_image(path: str):
             im.load()
     except Exception as e:  # PIL: truncated, not an image, ...
         problems.append(f'PIL cannot decode it: {e}')
-    img, messages = _decode_with_stderr(data)
+    img, messages = decode_with_messages(data)
     if img is None:
         problems.append('OpenCV cannot decode it')
     if messages:
@@ -115,7 +107,7 @@ def check_mask(path: str, num_classes: int, img_hw=None):
                         ' and 255')
     if img_hw is not None and tuple(mask.shape) != tuple(img_hw):
         problems.append(f'size {mask.shape[1]}x{mask.shape[0]} differs from '
-                        f'the image {img_hw[1]}x{img_hw[0]}')
+                        f'the image\'s {img_hw[1]}x{img_hw[0]}:')
     return problems
 
 
@@ -133,9 +125,15 @@ def check_pair(job):
                             problems=['missing'], fix=FIX_MASK))
         else:
             problems = check_mask(mask_path, num_classes, hw)
-            if problems:
+            size = [p for p in problems if p.startswith('size ')]
+            other = [p for p in problems if not p.startswith('size ')]
+            if other:
                 out.append(dict(file=mask_path, kind='mask',
-                                problems=problems, fix=FIX_MASK))
+                                problems=other, fix=FIX_MASK))
+            if size:
+                out.append(dict(file=mask_path, kind='mask size',
+                                problems=[f'{size[0]} {img_path}'],
+                                fix=FIX_SIZE))
     return out
 
 
@@ -183,7 +181,25 @@ def file_jobs(ds_cfg):
              osp.join(seg_dir, i + ds.seg_map_suffix) if seg_dir else None,
              k) for i in ids]
     return jobs, f'{type(ds).__name__} {ds.ann_file or img_dir}', (
-        ds.ann_file, img_dir, seg_dir)
+        ds.ann_file, img_dir, seg_dir), check_labels(ds, ids, k)
+
+
+def check_labels(ds, ids, k):
+    """The image-level label file, read exactly as training reads it
+    (every id, its vector's values and length); [] when it is fine or the
+    dataset has no label file (labels then come from the masks, which the
+    mask check decodes)."""
+    path = getattr(ds, 'cls_labels_file', None)
+    if not path:
+        return []
+    try:
+        ds._load_labels(ids, None, k)
+    except Exception as e:  # noqa: B902  (every refusal is reported)
+        text = str(e).strip('"')
+        return [dict(file=path, kind='labels',
+                     problems=[f'{type(e).__name__}: {text}'],
+                     fix=FIX_LABELS)]
+    return []
 
 
 def main():
@@ -196,24 +212,29 @@ def main():
 
     report, seen = OrderedDict(), {}
     for name, ds_cfg in dataset_cfgs(cfg, args.splits).items():
-        jobs, desc, key = file_jobs(ds_cfg)
+        jobs, desc, key, label_problems = file_jobs(ds_cfg)
         if key in seen:
             print(f'\n[{name}] the same files as [{seen[key]}]')
             continue
         seen[key] = name
         print(f'\n[{name}] {desc}: {len(jobs)} images'
               f'{" + masks" if jobs and jobs[0][1] else ""}')
-        bad = []
+        bad = list(label_problems)
         bar = mmengine.ProgressBar(len(jobs))
-        if args.workers > 0:
-            with mp.get_context('spawn').Pool(args.workers) as pool:
-                for found in pool.imap(check_pair, jobs, chunksize=8):
-                    bad += found
-                    bar.update()
-        else:
-            for job in jobs:
-                bad += check_pair(job)
-                bar.update()
+        try:
+            with interruptible():
+                if args.workers > 0:
+                    with WorkerPool(args.workers) as pool:
+                        for found in pool.imap(check_pair, jobs):
+                            bad += found
+                            bar.update()
+                else:
+                    for job in jobs:
+                        bad += check_pair(job)
+                        bar.update()
+        except KeyboardInterrupt:
+            sys.exit('\ninterrupted: nothing was written; the check is '
+                     'read-only, run it again')
         report[name] = dict(dataset=desc, files=len(jobs), bad=bad)
         print()
 

@@ -18,8 +18,10 @@ derived from the masks (``tools/make_cls_labels.py`` writes the file from
 masks once, which is much faster for large sets).
 """
 import json
+import logging
 import os.path as osp
 import pickle
+import sys
 from typing import Dict, List, Optional
 
 import mmcv
@@ -28,6 +30,9 @@ import numpy as np
 from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset, PascalVOCDataset
 from mmseg.registry import DATASETS
+from PIL import Image
+
+from mmseg_wsss.utils.decode import capture_fd2
 
 
 def labels_from_mask(mask: np.ndarray, num_classes: int,
@@ -127,13 +132,26 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
             'unset to derive labels from the masks')
     if path.endswith('.json'):
         with open(path) as f:
-            obj = json.load(f)
+            try:
+                obj = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f'{path} is not valid JSON ({e}); it must be an object '
+                    '{"id": [0, 1, ...], ...}: rewrite it with '
+                    'tools/make_cls_labels.py') from None
     elif path.endswith('.npz'):
         with np.load(path, allow_pickle=False) as z:
             if 'ids' not in z or 'labels' not in z:
                 raise ValueError(f'{path} must hold arrays "ids" and '
                                  f'"labels", got {sorted(z.keys())}')
-            ids, labels = z['ids'], z['labels']
+            try:
+                ids, labels = z['ids'], z['labels']
+            except ValueError as e:  # object arrays need pickle: refused
+                raise ValueError(
+                    f'{path}: {e}; "ids" must be a string array and '
+                    '"labels" a numeric N x K array (np.savez with '
+                    'ids=np.array(ids, dtype=str)), not object arrays. '
+                    'tools/make_cls_labels.py writes such a file.') from None
             if labels.ndim != 2 or len(ids) != len(labels):
                 raise ValueError(
                     f'{path}: "labels" must be N x K for the N ids, got '
@@ -214,6 +232,56 @@ def check_mask_headers(paths: List[str], sample: int = 1000) -> None:
             'convert it back to indices (or point seg_map_path at the '
             'SegmentationClass(Aug) folder of indices). '
             'tools/check_dataset.py CONFIG lists every bad file.')
+
+
+def label_vector(value, img_id: str, path: str) -> np.ndarray:
+    """One entry of a label file as a float32 K-vector.
+
+    Raises:
+        ValueError: naming the file and the id when the entry is not numeric
+            (strings, nested objects) or not one vector (a 2 x 2 matrix is
+            not silently flattened; 1 x K and K x 1 are accepted).
+    """
+    try:
+        vec = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f'{path}: the label entry of {img_id!r} is not numeric ({e}); '
+            'each id must map to a vector of 0/1 numbers. Rewrite the file '
+            'from the masks with tools/make_cls_labels.py.') from None
+    if sum(d > 1 for d in vec.shape) > 1:
+        raise ValueError(
+            f'{path}: the label entry of {img_id!r} has shape '
+            f'{tuple(vec.shape)}; it must be one vector over the foreground '
+            'classes (length K, background excluded)')
+    return vec.reshape(-1)
+
+
+def check_pair_sizes(pairs: List, sample: int = 5000) -> None:
+    """Cheap check, when an evaluation dataset is built, that each mask
+    has its image's size (PNG/JPEG headers only, no decoding; up to
+    ``sample`` pairs spread evenly over the list).
+
+    Raises:
+        ValueError: naming the first pairs that differ, with the fix.
+    """
+    step = max(1, len(pairs) // sample)
+    bad = []
+    for img, mask in pairs[::step]:
+        try:
+            with Image.open(img) as a, Image.open(mask) as b:
+                if a.size != b.size:
+                    bad.append(f'{mask} {b.size[0]}x{b.size[1]} vs {img} '
+                               f'{a.size[0]}x{a.size[1]}')
+        except OSError:
+            continue  # unreadable files: the loaders name them
+    if bad:
+        raise ValueError(
+            f'{len(bad)} of {len(pairs[::step])} masks checked differ in size '
+            f'from their images, e.g. {"; ".join(bad[:3])}. A mask must have '
+            "its image's size, pixel for pixel (evaluation would fail on "
+            'it after training). tools/check_dataset.py CONFIG lists every '
+            'such pair.')
 
 
 def check_label_vector(vec: np.ndarray, img_id: str, path: str) -> None:
@@ -324,6 +392,9 @@ class WSSSDataset(BaseSegDataset):
             masks = [osp.join(seg_dir, i + self.seg_map_suffix) for i in ids]
             self._check_exist(masks, 'masks')
             check_mask_headers(masks)
+            if self.test_mode:  # evaluation sets: found now, not after
+                check_pair_sizes([(osp.join(img_dir, i + self.img_suffix), m)
+                                  for i, m in zip(ids, masks)])
         labels = self._load_labels(ids, seg_dir, k)
 
         data_list, empty = [], []
@@ -354,6 +425,33 @@ class WSSSDataset(BaseSegDataset):
             raise ValueError(f'{self.ann_file}: no usable images')
         return data_list
 
+    _warned_decode: set = set()
+
+    def prepare_data(self, idx):
+        """The pipeline's sample; what a decoder prints about a JPEG
+        ("Corrupt JPEG data: ...": it decodes anyway, with damaged pixels)
+        goes to the run's log once per file (per process), naming the file
+        and the checker. The text still reaches stderr."""
+        info = self.get_data_info(idx)
+        path = info.get('img_path', '')
+        if not str(path).lower().endswith(('.jpg', '.jpeg')):
+            return super().prepare_data(idx)
+        printed: List[str] = []
+        with capture_fd2(printed):
+            out = super().prepare_data(idx)
+        text = printed[0] if printed else ''
+        if text:
+            sys.stderr.write(text + '\n')
+            if path not in WSSSDataset._warned_decode:
+                WSSSDataset._warned_decode.add(path)
+                print_log(
+                    f'{path}: the image decoder reported "{text.splitlines()[0]}"'
+                    ' -- it decodes with damaged pixels. Run '
+                    'tools/check_dataset.py CONFIG to list every such file, '
+                    'and re-download or drop it.', logger='current',
+                    level=logging.WARNING)
+        return out
+
     def _check_exist(self, paths: List[str], what: str) -> None:
         missing = [p for p in paths if not osp.isfile(p)]
         if missing:
@@ -371,7 +469,7 @@ class WSSSDataset(BaseSegDataset):
                 if i not in table:
                     raise KeyError(f'id {i!r} of {self.ann_file} has no entry '
                                    f'in {self.cls_labels_file}')
-                vec = np.asarray(table[i], dtype=np.float32).reshape(-1)
+                vec = label_vector(table[i], i, self.cls_labels_file)
                 check_label_vector(vec, i, self.cls_labels_file)
                 if vec.size != k:
                     raise ValueError(

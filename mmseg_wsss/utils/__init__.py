@@ -1,4 +1,5 @@
-from .checkpoint import (UnsafeCheckpointError, add_trust_argument,
+from .checkpoint import (CheckpointReadError, UnsafeCheckpointError,
+                         add_trust_argument,
                          apply_trust_arguments, init_trained_model,
                          install_checkpoint_compat, load_state_dict_file,
                          safe_torch_load, trust_checkpoint)
@@ -8,6 +9,7 @@ from .misc import get_current_iter, stack_img_labels, valid_mask_of
 __all__ = [
     'install_checkpoint_compat', 'load_state_dict_file', 'init_trained_model',
     'safe_torch_load', 'trust_checkpoint', 'UnsafeCheckpointError',
+    'CheckpointReadError',
     'add_trust_argument', 'apply_trust_arguments',
     'get_current_iter', 'stack_img_labels', 'valid_mask_of',
     'setup_cpu_distributed', 'close_distributed'

@@ -51,6 +51,10 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     loaded (nothing in it ran)."""
 
 
+class CheckpointReadError(RuntimeError):
+    """A checkpoint file is cut short, damaged or no checkpoint at all."""
+
+
 def _safe_globals() -> list:
     from mmengine.logging.history_buffer import HistoryBuffer
 
@@ -144,37 +148,195 @@ def _key(path: str) -> str:
 def trust_checkpoint(*paths: str) -> None:
     """Allow full unpickling of these files (or URLs) in this process --
     only for checkpoints you trust. ``'*'`` trusts every file."""
-    _trusted.update(p if p == '*' else _key(p) for p in paths)
+    _trusted.update(p if p == '*' or p.startswith('sha256:') else _key(p)
+                    for p in paths)
 
 
-def is_trusted(path: str) -> bool:
+def split_trust_list(text: str) -> List[str]:
+    """Entries of ``WSSS_TRUSTED_CHECKPOINTS``: separated by ``:`` (as
+    ``PATH``), newlines, ``;`` or ``,`` -- a URL's own colons
+    (``https://host:8080/x.pth``) do not split it."""
+    out: List[str] = []
+    for chunk in re.split(r'[\n;,]+', text or ''):
+        pieces = chunk.split(':')
+        i = 0
+        while i < len(pieces):
+            item = pieces[i]
+            if item.strip() == 'sha256' and i + 1 < len(pieces):
+                item += ':' + pieces[i + 1]  # sha256:<hex>
+                i += 1
+            elif i + 1 < len(pieces) and pieces[i + 1].startswith('//') and \
+                    re.fullmatch(r'[A-Za-z][\w+.-]*', item):
+                item += ':' + pieces[i + 1]  # scheme://...
+                i += 1
+                while i + 1 < len(pieces) and re.match(
+                        r'\d+(/|$)', pieces[i + 1]) and \
+                        '/' not in item.split('://', 1)[1]:
+                    item += ':' + pieces[i + 1]  # host:port/...
+                    i += 1
+            i += 1
+            if item.strip():
+                out.append(item.strip())
+    return out
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_trusted(path: str, content: Optional[str] = None) -> bool:
     """Whether ``path`` was trusted by :func:`trust_checkpoint` or the
-    ``WSSS_TRUSTED_CHECKPOINTS`` environment variable."""
+    ``WSSS_TRUSTED_CHECKPOINTS`` environment variable: by path or URL, or
+    by content (an entry ``sha256:<hex>`` trusts every file with exactly
+    those bytes; ``content`` is the local file to hash, default
+    ``path``)."""
     listed = set(_trusted)
-    for item in os.environ.get(TRUST_ENV, '').split(os.pathsep):
-        if item:
-            listed.add(item if item == '*' else _key(item))
-    return '*' in listed or _key(path) in listed
+    for item in split_trust_list(os.environ.get(TRUST_ENV, '')):
+        listed.add(item if item == '*' or item.startswith('sha256:')
+                   else _key(item))
+    if '*' in listed or _key(path) in listed:
+        return True
+    hashes = {x[7:].lower() for x in listed if x.startswith('sha256:')}
+    local = content or path
+    if hashes and '://' not in local and osp.isfile(local):
+        return _sha256(local) in hashes
+    return False
+
+
+_STRING_OPS = ('SHORT_BINUNICODE', 'BINUNICODE', 'BINUNICODE8', 'UNICODE',
+               'SHORT_BINSTRING', 'BINSTRING', 'STRING')
+
+
+def _py3_name(module: str, name: str) -> str:
+    """Python 2 names that protocol-2 pickles hold (``__builtin__.set``)
+    as Python 3 resolves them (``builtins.set``)."""
+    import _compat_pickle
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    return f'{module}.{name}'
+
+
+def scan_pickle_globals(filename: str) -> List[str]:
+    """The globals a ``torch.save`` (zip or legacy) or plain pickle file
+    names, read from its opcodes without unpickling anything; a ``getattr``
+    lookup is shown with its attribute, ``builtins.getattr(numpy.ndarray,
+    'tofile')``. Python 2 names are given as Python 3 resolves them."""
+    import io
+    import pickletools
+    import zipfile
+    blobs = []
+    try:
+        if zipfile.is_zipfile(filename):
+            with zipfile.ZipFile(filename) as z:
+                blobs = [z.read(n) for n in z.namelist()
+                         if n.endswith('data.pkl')]
+        else:
+            with open(filename, 'rb') as f:
+                blobs = [f.read()]
+    except (OSError, zipfile.BadZipFile):
+        return []
+    found: List[str] = []
+    for data in blobs:
+        stream = io.BytesIO(data)
+        while stream.tell() < len(data):  # legacy files: several pickles
+            strings, memo, last = [], {}, None
+            getattr_at, gl = None, None
+            try:
+                for op, arg, _ in pickletools.genops(stream):
+                    name = op.name
+                    if name in _STRING_OPS:
+                        last = arg.decode('latin1') if isinstance(
+                            arg, bytes) else str(arg)
+                        strings.append(last)
+                        if getattr_at is not None and gl is not None:
+                            found[getattr_at] = (f'builtins.getattr({gl}, '
+                                                 f'{last!r})')
+                            getattr_at = gl = None
+                    elif name in ('BINPUT', 'LONG_BINPUT', 'PUT'):
+                        memo[arg] = last
+                    elif name == 'MEMOIZE':
+                        memo[len(memo)] = last
+                    elif name in ('BINGET', 'LONG_BINGET', 'GET'):
+                        last = memo.get(arg)
+                        if isinstance(last, str):
+                            strings.append(last)
+                    elif name in ('GLOBAL', 'INST', 'STACK_GLOBAL'):
+                        if name == 'STACK_GLOBAL':
+                            if len(strings) < 2:
+                                continue
+                            mod, attr = strings[-2], strings[-1]
+                            del strings[-2:]
+                        else:
+                            mod, attr = str(arg).split(' ', 1)
+                        full = _py3_name(mod, attr)
+                        if full == 'builtins.getattr':
+                            getattr_at = len(found)
+                            found.append(full)
+                        elif getattr_at is not None and gl is None:
+                            gl = full
+                            found.append(full)
+                        else:
+                            found.append(full)
+                        last = None
+                    if name == 'STOP':
+                        break
+                else:
+                    break
+            except Exception:  # noqa: B902  (not a pickle past here)
+                break
+    return list(dict.fromkeys(found))
+
+
+def _allowed_names() -> set:
+    names = {f'{g.__module__}.{g.__qualname__}' for g in _safe_globals()
+             if g is not getattr}
+    try:
+        from torch import _weights_only_unpickler as wou
+        names |= set(wou._get_allowed_globals())
+    except Exception:  # noqa: B902  (private API; best effort)
+        pass
+    names |= {f'{m}.{n}' for m, n in _legacy_allowed()}
+    return names
 
 
 def _unsafe_globals(filename: str, err: Exception) -> List[str]:
-    """The globals that made the weights-only load fail, read without
-    unpickling anything."""
+    """What made the weights-only load fail, read without unpickling
+    anything: the globals outside the allow-list, a ``getattr`` lookup, or
+    else the unpickler's own reason -- never an empty answer."""
     names: List[str] = []
     finder = getattr(torch.serialization, 'get_unsafe_globals_in_checkpoint',
                      None)
+    allowed = _allowed_names()
     if finder is not None and isinstance(filename, str):
         try:
-            allowed = {f'{g.__module__}.{g.__qualname__}'
-                       for g in _safe_globals()}
             names = [n for n in finder(filename) if n not in allowed]
-        except Exception:  # legacy (non-zip) files: read the message
+        except Exception:  # legacy (non-zip) files: scanned below
             names = []
+    if not names and isinstance(filename, str):
+        scanned = scan_pickle_globals(filename)
+        names = [n for n in scanned
+                 if n not in allowed and not n.startswith('torch.')
+                 or n.startswith('builtins.getattr(')]
+        names = [n for n in names if n != 'builtins.getattr'] or names
     if not names:
         text = re.sub(r'\x1b\[[0-9;]*m', '', str(err))
         names = re.findall(r'GLOBAL ([\w.]+)', text)
-    return names or ['(unknown: ' + str(err).strip().splitlines()[-1][:200]
-                     + ')']
+    if not names:
+        text = re.sub(r'\x1b\[[0-9;]*m', '', str(err))
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if not ln.startswith(
+            ('Weights only load failed', 'Please file', 'Check the',
+             'WeightsUnpickler error'))), lines[-1] if lines else str(err))
+        names = [f'content the weights-only unpickler rejects ({reason}; '
+                 'not a plain torch.save of tensors and numbers)']
+    return names
 
 
 def safe_torch_load(filename: str, map_location=None,
@@ -192,7 +354,7 @@ def safe_torch_load(filename: str, map_location=None,
             trusted; the message names the file, the globals and the opt-in.
     """
     source = source or filename
-    if is_trusted(source) or is_trusted(filename):
+    if is_trusted(source, content=filename) or is_trusted(filename):
         print_log(f'loading the trusted checkpoint {source} with full '
                   'unpickling (weights_only=False)', logger='current')
         return torch.load(filename, map_location=map_location,
@@ -213,10 +375,19 @@ def safe_torch_load(filename: str, map_location=None,
             'run code from the file, so nothing of it was loaded. If you '
             'trust the file (e.g. a checkpoint you wrote with an older '
             f'toolbox), allow it explicitly: {TRUST_ENV}={source} in the '
-            'environment (paths joined with ":", "*" trusts every file) or '
-            '--trust-checkpoint on tools/train.py, test.py, '
+            'environment (several joined with ":" or ";", URLs included; '
+            '"sha256:<hex>" trusts exactly those bytes; "*" trusts every '
+            'file) or --trust-checkpoint on tools/train.py, test.py, '
             'gen_pseudo_labels.py and vis_cam.py. Better: load it once that '
             'way and save only its state dict.') from None
+    except (RuntimeError, KeyError, EOFError, ValueError, OSError) as err:
+        raise CheckpointReadError(
+            f'cannot read the checkpoint {source}: {type(err).__name__}: '
+            f'{str(err).strip()[:300]}. The file is not a complete '
+            'torch.save file: cut short (an interrupted save or download), '
+            'damaged, or not a checkpoint. Use another checkpoint (a '
+            'training work dir keeps the previous ones; tools/train.py '
+            '--resume picks the newest complete one).') from None
 
 
 def _load_from_local(filename, map_location):
@@ -235,7 +406,7 @@ def _safe_load_url(url, model_dir=None, map_location=None, progress=True,
         model_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     name = file_name or osp.basename(urlparse(url).path)
-    cached = osp.join(model_dir, name)
+    cached = osp.join(model_dir, url_cache_name(url, name))
     if not osp.exists(cached):
         print_log(f'Downloading: "{url}" to {cached}', logger='current')
         prefix = None
@@ -244,7 +415,22 @@ def _safe_load_url(url, model_dir=None, map_location=None, progress=True,
             prefix = found.group(1) if found else None
         torch.hub.download_url_to_file(url, cached, prefix,
                                        progress=progress)
-    return safe_torch_load(cached, map_location, source=url)
+    try:
+        return safe_torch_load(cached, map_location, source=url)
+    except UnsafeCheckpointError:
+        # never leave a refused file where a later (trusted) load of this
+        # or another URL could find it
+        os.remove(cached)
+        raise
+
+
+def url_cache_name(url: str, name: str) -> str:
+    """The download cache's file name for ``url``: its file name prefixed
+    with a hash of the whole URL. torch.hub keys its cache by the file name
+    alone, so two URLs ending in ``legit.pth`` would share one cached
+    file, and trusting one URL would load whatever the other fetched."""
+    import hashlib
+    return hashlib.sha256(url.encode()).hexdigest()[:16] + '-' + name
 
 
 def install_checkpoint_compat() -> None:

@@ -10,7 +10,9 @@ class LoadWSSSAnnotations(LoadAnnotations):
 
     Raises ``ValueError`` naming the file when a mask has values outside
     ``0..K`` and 255 (K = ``num_fg_classes`` from the weak-label dataset), the
-    usual sign of an RGB-coloured mask or of a mask from another dataset.
+    usual sign of an RGB-coloured mask or of a mask from another dataset,
+    and when the mask's size differs from its image's (``ori_shape``, set
+    by ``LoadImageFromFile``), naming both files.
     """
 
     def transform(self, results: dict) -> dict:
@@ -19,6 +21,15 @@ class LoadWSSSAnnotations(LoadAnnotations):
             # MMSegInferencer drop only their own LoadAnnotations)
             return results
         results = super().transform(results)
+        seg, hw = results.get('gt_seg_map'), results.get('ori_shape')
+        if seg is not None and hw is not None and \
+                tuple(seg.shape[:2]) != tuple(hw[:2]):
+            raise ValueError(
+                f'{results.get("seg_map_path")}: mask size '
+                f'{seg.shape[1]}x{seg.shape[0]} differs from its image '
+                f'{results.get("img_path")} ({hw[1]}x{hw[0]}); a mask must '
+                "have its image's size, pixel for pixel. "
+                'tools/check_dataset.py CONFIG lists every such pair.')
         k = results.get('num_fg_classes')
         if k is not None and 'gt_seg_map' in results:
             seg = results['gt_seg_map']
