@@ -38,6 +38,19 @@ setup(
     long_description=readme(),
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    # configs, tools and the model index travel inside the package (as in
+    # every OpenMMLab package), so `_base_ = ['mmseg_wsss::cosa/...py']`
+    # resolves for a regular (non-editable) install too; mmseg_wsss/.mim/*
+    # are links to the repository's folders, copied into wheels
+    include_package_data=False,
+    package_data={
+        'mmseg_wsss': [
+            '.mim/model-index.yml', '.mim/configs/*.py',
+            '.mim/configs/*/*.py', '.mim/configs/*/*/*.py',
+            '.mim/configs/*/*.md', '.mim/configs/*/*.yaml', '.mim/tools/*.py',
+            '.mim/tools/*.sh'
+        ]
+    },
     python_requires='>=3.8',
     install_requires=install_requires,
     extras_require={

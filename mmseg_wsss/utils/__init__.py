@@ -14,3 +14,19 @@ __all__ = [
     'get_current_iter', 'stack_img_labels', 'valid_mask_of',
     'setup_cpu_distributed', 'close_distributed'
 ]
+
+
+def register_all_modules(init_default_scope: bool = True) -> None:
+    """Register every mmseg and mmseg-wsss module (OpenMMLab convention;
+    mmengine calls it for configs of scope ``mmseg_wsss``).
+
+    Args:
+        init_default_scope (bool): Also make ``mmseg`` the default scope
+            when none is set (the scope this package's configs use).
+    """
+    import mmseg_wsss  # noqa: F401  (registers on import)
+    from mmseg.utils import register_all_modules as mmseg_register
+    mmseg_register(init_default_scope=init_default_scope)
+
+
+__all__.append('register_all_modules')
