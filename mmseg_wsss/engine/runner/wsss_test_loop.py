@@ -106,10 +106,14 @@ class WSSSTestLoop(TestLoop):
             jobs = model._crf_jobs
         finally:
             model._crf_jobs = None
-        if len(jobs) != 1 or len(jobs[0][0]) != len(outputs):
-            raise RuntimeError('WSSSTestLoop: the model handed over '
-                               f'{len(jobs)} CRF batches for one test step')
-        imgs, probs = jobs[0]
+        # one CRF batch per step, or one per image when the model predicted
+        # the images of a padded batch one by one (own_padded_sizes)
+        imgs = [img for batch in jobs for img in batch[0]]
+        probs = [p for batch in jobs for p in batch[1]]
+        if len(imgs) != len(outputs):
+            raise RuntimeError(f'WSSSTestLoop: the model handed over CRF '
+                               f'inputs of {len(imgs)} images for '
+                               f'{len(outputs)} predictions')
         results = [
             self._pool.apply_async(_refine, ((img, p), ))
             for img, p in zip(imgs, probs)

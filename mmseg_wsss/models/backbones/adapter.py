@@ -20,6 +20,8 @@ never branch on the backbone type.
 from contextlib import contextmanager
 from typing import Sequence, Union
 
+import torch
+
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from mmseg.registry import MODELS
@@ -37,6 +39,16 @@ class WSSSOutputsMixin:
     @property
     def wsss_stride(self) -> int:
         return self._wsss['stride']
+
+    def wsss_channels(self, which: str):
+        """Channels of the map ``backbone.wsss.<which>`` names (``'cam'``,
+        ``'aux'``), found by :func:`probe_outputs` when the backbone was
+        built; None when unknown."""
+        chans = self._wsss.get('channels')
+        if not chans:
+            return None
+        idx = self._wsss[which]
+        return chans[idx if len(chans) > 1 else 0]
 
     def _wsss_maps(self, x: Tensor) -> list:
         outs = self(x)
@@ -129,11 +141,59 @@ def build_wsss_backbone(cfg: dict) -> nn.Module:
     mapping.setdefault('cam', -1)
     mapping.setdefault('aux', -2)
     mapping.setdefault('decode', None)
-    mapping.setdefault('stride', 32)
     mapping['name'] = str(cfg.get('type'))
     backbone.__class__ = _adapted_class(type(backbone))
     backbone._wsss = mapping
+    probe_outputs(backbone, stride_given='stride' in mapping)
+    mapping.setdefault('stride', 32)
     return backbone
+
+
+def probe_outputs(backbone: nn.Module, stride_given: bool = True) -> None:
+    """One forward of the built backbone on a small random image (eval mode,
+    no grad; BN statistics untouched): records each output's channels and
+    stride in ``backbone._wsss`` and checks the ``backbone.wsss`` positions
+    against the number of outputs, so a wrong index fails here with the fix
+    instead of deep in a matmul. Without an explicit ``stride`` the coarsest
+    output's is used. A backbone that does not run on the probe sizes is
+    left unchecked."""
+    m = backbone._wsss
+    was_training = backbone.training
+    backbone.eval()
+    outs = None
+    try:
+        for size in (64, 224):
+            try:
+                with torch.no_grad():
+                    outs = backbone._wsss_maps(torch.rand(1, 3, size, size))
+                break
+            except TypeError:
+                raise  # not (B, C, h, w) maps: the message says what to do
+            except Exception:  # noqa: B902  (sizes some backbones refuse)
+                outs = None
+    finally:
+        backbone.train(was_training)
+    if outs is None:
+        return
+    n = len(outs)
+    m['channels'] = [int(o.shape[1]) for o in outs]
+    m['strides'] = [int(round(size / o.shape[-1])) for o in outs]
+    listing = ', '.join(f'{i}: {c} ch / stride {s}' for i, (c, s) in
+                        enumerate(zip(m['channels'], m['strides'])))
+    for key in ('cam', 'aux', 'decode'):
+        idxs = m[key]
+        if idxs is None or n == 1:
+            continue
+        for i in ([idxs] if isinstance(idxs, int) else list(idxs)):
+            if not -n <= i < n:
+                raise ValueError(
+                    f'backbone.wsss.{key}={idxs!r}: position {i} is out of '
+                    f'range: {m["name"]} returns {n} maps ({listing}). The '
+                    'positions index the tuple the backbone returns, not '
+                    'stage numbers (with out_indices=(1, 3), stage 3 is '
+                    'position 1 or -1).')
+    if not stride_given:
+        m['stride'] = max(m['strides'])
 
 
 def require_attention(backbone: nn.Module, needs: Sequence[str]) -> None:

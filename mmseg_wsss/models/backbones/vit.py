@@ -280,6 +280,10 @@ class WSSSViT(BaseModule):
     #: gives attention maps and the class token (ACR, GETAM)
     has_attention = True
 
+    def wsss_channels(self, which: str) -> int:
+        """Channels of the ``'cam'`` / ``'aux'`` tokens."""
+        return self.embed_dims
+
     @property
     def wsss_stride(self) -> int:
         """Input multiple of the WSSS contract: the patch size."""

@@ -8,7 +8,8 @@ from torch import Tensor
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
 from ..backbones import build_wsss_backbone
 from ..pseudo_labels import label_merge, par_refine
-from .base import WSSSBaseSegmentor, refuse_pretrained
+from .base import (WSSSBaseSegmentor, stock_model_keys,
+                   wsss_data_preprocessor)
 
 
 @MODELS.register_module()
@@ -63,13 +64,18 @@ class APC(WSSSBaseSegmentor):
                  data_preprocessor: OptConfigType = None,
                  init_cfg=None,
                  regularizers: Optional[list] = None,
-                 pretrained: Optional[str] = None):
+                 pretrained: Optional[str] = None,
+                 auxiliary_head: OptConfigType = None,
+                 neck: OptConfigType = None):
         super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        refuse_pretrained(pretrained)
+            data_preprocessor=wsss_data_preprocessor(data_preprocessor),
+            init_cfg=init_cfg)
+        backbone = stock_model_keys(type(self).__name__, backbone,
+                                    pretrained, auxiliary_head, neck)
         self.backbone = build_wsss_backbone(backbone)
         self.patch_size = self.backbone.wsss_stride
-        self.patch_head = MODELS.build(patch_head)
+        self.patch_head = MODELS.build(
+            self.head_with_channels(patch_head, 'patch_head', 'cam'))
         self.num_classes = self.patch_head.num_classes
         self.build_decode_head(decode_head)
         self.loss_pcl = MODELS.build(loss_pcl) if loss_pcl else None

@@ -51,14 +51,59 @@ def feat_refine_args(beta: float = 1.0,
                 pos_sigma=pos_sigma, center=center)
 
 
-def refuse_pretrained(pretrained: Optional[str]) -> None:
-    """Segmentor-level ``pretrained``: mmseg's ``init_model`` sets it to
-    None (accepted); a path belongs to the backbone."""
-    if pretrained is not None:
+STOCK_PREPROCESSORS = ('SegDataPreProcessor', 'mmseg.SegDataPreProcessor')
+
+
+def wsss_data_preprocessor(cfg):
+    """A stock ``SegDataPreProcessor`` config becomes the WSSS one (same
+    arguments; it also pads every view of a sample -- CoSA's weak and
+    strong -- and their valid masks alike)."""
+    if isinstance(cfg, dict) and cfg.get('type') in STOCK_PREPROCESSORS:
+        from mmengine.logging import print_log
+        cfg = dict(cfg, type='WSSSDataPreprocessor')
+        print_log('model.data_preprocessor: SegDataPreProcessor -> '
+                  'WSSSDataPreprocessor (same arguments; pads all views '
+                  'of a sample alike)', logger='current')
+    return cfg
+
+
+def stock_model_keys(name: str, backbone: dict, pretrained=None,
+                     auxiliary_head=None, neck=None) -> dict:
+    """Handle the keys of a stock mmseg model dict that ``type=...`` on it
+    carries over (an ``EncoderDecoder`` config turned into a WSSS one).
+
+    - ``pretrained``: given to the backbone, as ``EncoderDecoder`` does
+      (``backbone.init_cfg=dict(type='Pretrained', checkpoint=...)``);
+    - ``auxiliary_head`` / ``neck``: refused with the line to write.
+
+    Returns:
+        dict: The backbone config to build.
+    """
+    if auxiliary_head is not None:
+        kind = auxiliary_head.get('type') if isinstance(
+            auxiliary_head, dict) else type(auxiliary_head).__name__
         raise ValueError(
-            f'model.pretrained={pretrained!r}: give the weights to the '
-            "backbone (backbone.pretrained=... for WSSSViT, or backbone."
-            "init_cfg=dict(type='Pretrained', checkpoint=...))")
+            f'model.auxiliary_head ({kind}): mmseg\'s auxiliary decode head '
+            'learns from pixel labels, which weak supervision does not have '
+            f'({name}\'s auxiliary CAM is aux_cam_head). Write '
+            'auxiliary_head=None in the model dict.')
+    if neck is not None:
+        kind = neck.get('type') if isinstance(neck, dict) else \
+            type(neck).__name__
+        raise ValueError(
+            f'model.neck ({kind}): WSSS segmentors give the decode head the '
+            'backbone maps named in backbone.wsss.decode. Write neck=None '
+            '(for mmseg\'s ViT UPerNet: UPerHead reads the four stride-16 '
+            'maps as they are).')
+    if pretrained is not None:
+        backbone = dict(backbone)
+        if backbone.get('pretrained') or backbone.get('init_cfg'):
+            raise ValueError(
+                f'model.pretrained={pretrained!r} and backbone weights '
+                '(backbone.pretrained or backbone.init_cfg) are both set; '
+                'keep one')
+        backbone['init_cfg'] = dict(type='Pretrained', checkpoint=pretrained)
+    return backbone
 
 
 class WSSSBaseSegmentor(BaseSegmentor):
@@ -139,6 +184,13 @@ class WSSSBaseSegmentor(BaseSegmentor):
         test_known = list(self.declared('TEST_CFG')) + list(
             self.MMSEG_TEST_CFG_KEYS)
         self.check_keys(test_cfg, test_known, f'{name} test_cfg')
+        if (test_cfg or {}).get('mode', 'whole') != 'whole':
+            raise ValueError(
+                f"{name} test_cfg.mode={test_cfg['mode']!r}: WSSS segmentors "
+                'predict whole images (CAMs need the whole image). Write '
+                "test_cfg=dict(mode='whole', ...); for large images test at "
+                'a smaller scale, e.g. test_cfg.scales=(0.5, ), or resize in '
+                'the test pipeline.')
         self.test_cfg = dict(test_cfg or {})
         from mmseg_wsss.evaluation.crf import DenseCRF
         from ..pseudo_labels import class_token_gradient_map, par_refine
@@ -155,6 +207,35 @@ class WSSSBaseSegmentor(BaseSegmentor):
                     if p != 'classes'
                 ]
                 self.check_keys(cfg[key], params, f'{name} {key}')
+
+    def head_with_channels(self, head_cfg, key: str, which: str):
+        """``head_cfg`` with ``in_channels`` checked against (or, when it is
+        None, set to) the channels of the backbone map it reads
+        (``backbone.wsss.<which>``).
+
+        Raises:
+            ValueError: naming the key and the value to write.
+        """
+        if head_cfg is None:
+            return None
+        chans = self.backbone.wsss_channels(which) \
+            if hasattr(self.backbone, 'wsss_channels') else None
+        head_cfg = dict(head_cfg)
+        given = head_cfg.get('in_channels')
+        if chans is None:
+            return head_cfg
+        if given is None:
+            head_cfg['in_channels'] = chans
+        elif given != chans:
+            where = (f'backbone output {self.backbone._wsss[which]} '
+                     f'(backbone.wsss.{which})') if hasattr(
+                         self.backbone, '_wsss') else f'the {which} tokens'
+            raise ValueError(
+                f'model.{key}.in_channels={given}, but the map it reads, '
+                f'{where}, has {chans} channels: write '
+                f'{key}=dict(in_channels={chans}, ...) (or leave '
+                'in_channels=None to take it from the backbone)')
+        return head_cfg
 
     def build_decode_head(self, decode_head) -> None:
         """Build the optional decode head (any mmseg decode head) with
@@ -351,9 +432,46 @@ class WSSSBaseSegmentor(BaseSegmentor):
             return None
         return stack_img_labels(data_samples, self.num_classes)
 
+    def own_padded_sizes(self, inputs: Tensor,
+                         data_samples: OptSampleList) -> Optional[list]:
+        """Each image's own padded size when a test batch was padded to its
+        largest image (``data_preprocessor.test_cfg.size_divisor`` with
+        images of different sizes), else None.
+
+        A WSSS prediction of an image depends on the whole input it sees
+        (CAM normalisation, pooling, attention over every token), so an
+        image padded further than on its own would be predicted
+        differently in a batch than alone; :meth:`predict` then runs each
+        image at the size ``tools/test.py`` (batch 1) gives it."""
+        if not data_samples or len(data_samples) < 2:
+            return None
+        test_cfg = getattr(self.data_preprocessor, 'test_cfg', None) or {}
+        div = test_cfg.get('size_divisor')
+        if not div or test_cfg.get('size'):
+            return None
+        sizes = []
+        for s in data_samples:
+            h, w = s.metainfo.get('img_shape', inputs.shape[-2:])[:2]
+            sizes.append((-(-int(h) // div) * div, -(-int(w) // div) * div))
+        if all(sz == tuple(inputs.shape[-2:]) for sz in sizes):
+            return None
+        return sizes
+
     def predict(self,
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
+        sizes = self.own_padded_sizes(inputs, data_samples)
+        if sizes is not None:
+            out = []
+            for i, (h, w) in enumerate(sizes):
+                sample = data_samples[i]
+                ih, iw = sample.metainfo['img_shape'][:2]
+                pad = (0, w - iw, 0, h - ih)
+                sample.set_metainfo(dict(pad_shape=(h, w), padding_size=pad))
+                if 'img_padding_size' in sample.metainfo:
+                    sample.set_metainfo(dict(img_padding_size=pad))
+                out += self.predict(inputs[i:i + 1, :, :h, :w], [sample])
+            return out
         cfg = self.test_cfg or {}
         labels = self.known_image_labels(data_samples)
         if labels is not None:

@@ -9,7 +9,8 @@ from ...utils import get_current_iter, stack_img_labels, valid_mask_of
 from ..backbones import build_wsss_backbone, preserve_bn_stats
 from ..pseudo_labels import (cam_to_label, class_token_gradient_map,
                              normalize_cam)
-from .base import WSSSBaseSegmentor, refuse_pretrained
+from .base import (WSSSBaseSegmentor, stock_model_keys,
+                   wsss_data_preprocessor)
 
 
 @MODELS.register_module()
@@ -80,14 +81,21 @@ class CAMSegmentor(WSSSBaseSegmentor):
                  init_cfg=None,
                  token_head: OptConfigType = None,
                  regularizers: Optional[list] = None,
-                 pretrained: Optional[str] = None):
+                 pretrained: Optional[str] = None,
+                 auxiliary_head: OptConfigType = None,
+                 neck: OptConfigType = None):
         super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        refuse_pretrained(pretrained)
+            data_preprocessor=wsss_data_preprocessor(data_preprocessor),
+            init_cfg=init_cfg)
+        backbone = stock_model_keys(type(self).__name__, backbone,
+                                    pretrained, auxiliary_head, neck)
         self.backbone = build_wsss_backbone(backbone)
         self.patch_size = self.backbone.wsss_stride
-        self.cam_head = MODELS.build(cam_head)
+        self.cam_head = MODELS.build(
+            self.head_with_channels(cam_head, 'cam_head', 'cam'))
         self.num_classes = self.cam_head.num_classes
+        aux_cam_head = self.head_with_channels(aux_cam_head, 'aux_cam_head',
+                                               'aux')
         self.aux_cam_head = MODELS.build(aux_cam_head) \
             if aux_cam_head is not None else None
         self.build_decode_head(decode_head)

@@ -80,7 +80,9 @@ class CoSA(CAMSegmentor):
                  data_preprocessor: OptConfigType = None,
                  init_cfg=None,
                  regularizers: Optional[list] = None,
-                 pretrained: Optional[str] = None):
+                 pretrained: Optional[str] = None,
+                 auxiliary_head: OptConfigType = None,
+                 neck: OptConfigType = None):
         super().__init__(
             backbone=backbone,
             cam_head=cam_head,
@@ -91,7 +93,9 @@ class CoSA(CAMSegmentor):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
             regularizers=regularizers,
-            pretrained=pretrained)
+            pretrained=pretrained,
+            auxiliary_head=auxiliary_head,
+            neck=neck)
         if not 0 <= momentum < 1:
             raise ValueError(f'momentum must be in [0, 1), got {momentum}')
         if self.train_cfg.get('cam_from_forward'):
