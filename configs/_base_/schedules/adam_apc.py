@@ -33,4 +33,6 @@ default_hooks = dict(
     # mmseg-wsss: RNG states of every rank in checkpoints (bit-exact
     # --resume); stop all ranks on a NaN/inf loss or weight
     rng_state=dict(type='RNGStateHook'),
-    non_finite=dict(type='NonFiniteCheckHook'))
+    non_finite=dict(type='NonFiniteCheckHook'),
+    # config typos mmengine ignores, and each method's preconditions
+    config_check=dict(type='ConfigCheckHook'))

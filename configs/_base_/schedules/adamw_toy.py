@@ -28,11 +28,14 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='AtomicCheckpointHook', by_epoch=False, interval=300, max_keep_ckpts=2),
+        type='AtomicCheckpointHook', by_epoch=False, interval=300,
+        max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'),
     # mmseg-wsss: RNG states of every rank in checkpoints (bit-exact
     # --resume); stop all ranks on a NaN/inf loss or weight
     rng_state=dict(type='RNGStateHook'),
-    non_finite=dict(type='NonFiniteCheckHook'))
+    non_finite=dict(type='NonFiniteCheckHook'),
+    # config typos mmengine ignores, and each method's preconditions
+    config_check=dict(type='ConfigCheckHook'))
 randomness = dict(seed=0)

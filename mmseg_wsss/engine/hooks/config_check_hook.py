@@ -120,10 +120,80 @@ def top_level_typos(cfg_keys: Iterable[str]) -> List[str]:
     return out
 
 
+def _pipeline_types(cfg) -> List[str]:
+    loader = cfg.get('train_dataloader') or {}
+    ds = loader.get('dataset') or {}
+    while 'dataset' in ds and 'pipeline' not in ds:  # wrappers
+        ds = ds['dataset']
+    return [t.get('type') for t in ds.get('pipeline') or []
+            if isinstance(t, dict)]
+
+
+def method_preconditions(cfg, model, hook_types: List[str],
+                         max_iters: int) -> List[tuple]:
+    """What a WSSS method needs from the rest of the config, checked when
+    the run starts. Returns ``(level, message)`` pairs, ``level``
+    ``'error'`` or ``'warning'``; each message names the key and the line
+    to write."""
+    out = []
+    kind = type(model).__name__
+    train_cfg = getattr(model, 'train_cfg', None) or {}
+    if kind == 'CoSA':
+        if 'AssignmentNetEMAHook' not in hook_types:
+            out.append(('error', (
+                'CoSA: no AssignmentNetEMAHook, so the assignment network '
+                'would never be updated. Add custom_hooks = '
+                "[dict(type='AssignmentNetEMAHook')].")))
+        constructor = (cfg.get('optim_wrapper') or {}).get('constructor')
+        if constructor != 'TrainableOnlyOptimWrapperConstructor':
+            out.append(('error', (
+                'CoSA: optim_wrapper.constructor is '
+                f'{constructor or "the default"}, which puts the assignment '
+                "network's parameters into the optimizer (they have no "
+                'gradient; the EMA owns them). Write optim_wrapper = '
+                "dict(constructor='TrainableOnlyOptimWrapperConstructor', "
+                '...).')))
+        if 'StrongPhotometricView' not in _pipeline_types(cfg):
+            out.append(('warning', (
+                'CoSA: the training pipeline has no StrongPhotometricView, '
+                'so the online network sees the same view as the assignment '
+                "network. Add dict(type='StrongPhotometricView') before "
+                'PackWSSSInputs in train_pipeline (unless this is meant, as '
+                'in the frozen-backbone coco128 recipe).')))
+    if kind in ('CAMSegmentor', 'CoSA', 'APC'):
+        if 'PackWSSSInputs' not in _pipeline_types(cfg):
+            out.append(('error', (
+                f'{kind}: the training pipeline has no PackWSSSInputs, so '
+                'the samples carry no image-level labels. End '
+                "train_pipeline with dict(type='PackWSSSInputs').")))
+    starts = []
+    if kind in ('CAMSegmentor', 'CoSA') and \
+            getattr(model, 'decode_head', None) is not None:
+        losses = 'the decode head\'s loss' + (
+            ' and L_c2s / L_s2c / L_csc' if kind == 'CoSA' else '')
+        starts.append(('warmup_iters', train_cfg.get('warmup_iters', 0),
+                       losses))
+    if kind == 'APC' and getattr(model, 'decode_head', None) is not None:
+        starts.append(('seg_start_iter', train_cfg.get('seg_start_iter', 0),
+                       "the decode head's loss"))
+    for key, start, losses in starts:
+        if max_iters and start >= max_iters:
+            out.append(('warning', (
+                f'{kind}: model.train_cfg.{key}={start} is not below '
+                f'train_cfg.max_iters={max_iters}: {losses} never switch '
+                f'on in this run. Lower it (--cfg-options model.train_cfg.'
+                f'{key}=N) or train longer.')))
+    return out
+
+
 @HOOKS.register_module()
 class ConfigCheckHook(Hook):
     """Refuses ``paramwise_cfg`` typos and warns about misspelt top-level
-    keys (see the module docstring) before the first training iteration.
+    keys (see the module docstring) before the first training iteration,
+    and checks each WSSS method's preconditions
+    (:func:`method_preconditions`: CoSA's EMA hook, trainable-only
+    optimizer and strong view, the packer of image labels, losses that a
+    short run never switches on).
 
     ``tools/train.py`` adds it to every run as ``default_hooks.config_check``
     (``default_hooks.config_check=None`` turns it off).
@@ -141,3 +211,13 @@ class ConfigCheckHook(Hook):
         model = getattr(runner.model, 'module', runner.model)
         names = [n for n, _ in model.named_parameters()]
         check_paramwise_cfg(cfg.get('optim_wrapper'), names)
+        hooks = [type(h).__name__ for h in runner.hooks]
+        max_iters = getattr(runner.train_loop, 'max_iters', 0)
+        errors = []
+        for level, msg in method_preconditions(cfg, model, hooks, max_iters):
+            if level == 'error':
+                errors.append(msg)
+            else:
+                print_log(msg, logger='current', level=logging.WARNING)
+        if errors:
+            raise ValueError('\n'.join(errors))
