@@ -1,0 +1,207 @@
+# CoSA on the stock mmseg config
+#   mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py
+# with the WSSS recipe of configs/cosa/cosa_vitb_voc.py. Written by
+#   python tools/wsss_config.py mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py --method cosa --out configs/stock/cosa_upernet-swin-t_voc.py
+# The stock config keeps the backbone (and its pretrained weights)
+# and the decode head; the model block below turns them into a WSSS
+# model, the rest is the recipe's data, schedule, hooks and loops.
+_base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py']
+
+# Backbone outputs found (one forward on a random image):
+#   0: 96 ch / stride 4, 1: 192 ch / stride 8, 2: 384 ch / stride 16, 3: 768 ch / stride 32
+# backbone.wsss: positions in the tuple the backbone returns (not
+# stage numbers); in_channels: the channels of the map a head reads.
+model = dict(
+    type='CoSA',
+    data_preprocessor=dict(type='WSSSDataPreprocessor', size=(448, 448)),
+    backbone=dict(wsss=dict(cam=3, aux=2, decode=(0, 1, 2, 3), stride=32)),
+    auxiliary_head=None,
+    cam_head=dict(type='CAMHead', in_channels=768, num_classes=20, pool='gmp'),
+    aux_cam_head=dict(
+        type='CAMHead',
+        in_channels=384,
+        num_classes=20,
+        pool='gmp',
+        loss_cls=dict(type='MultiLabelSoftMarginLoss', loss_name='loss_cls')),
+    momentum=0.9994,
+    dynamic_threshold=dict(
+        enabled=True,
+        queue_size=100000,
+        momentum=0.99,
+        min_value=0.05),
+    raw=dict(enabled=True, temperature=0.1, beta=1.0),
+    loss_s2c=dict(type='SegToCAMLoss', loss_weight=0.05),
+    loss_csc=dict(
+        type='ContrastiveSeparationLoss',
+        loss_weight=0.1,
+        temperature=0.1),
+    train_cfg=dict(
+        _delete_=True,
+        warmup_iters=6000,
+        cam_scales=(1.0, 0.5, 1.5),
+        cam_flip=True,
+        low_thr=0.25,
+        high_thr=0.7,
+        aux_low_thr=0.25,
+        aux_high_thr=0.7,
+        spl_temperature=0.01,
+        csc_confidence=0.9),
+    test_cfg=dict(
+        _delete_=True,
+        scales=(1.0, 0.5, 1.5, 0.75, 1.25),
+        flip=True,
+        bg_thr=0.45,
+        predict_net='an'),
+    decode_head=dict(
+        num_classes=21,
+        loss_decode=dict(
+            _delete_=True,
+            type='BalancedCrossEntropyLoss',
+            loss_weight=0.1,
+            loss_name='loss_seg')))
+
+# ---- from the recipe configs/cosa/cosa_vitb_voc.py ----
+custom_imports = dict(imports=['mmseg_wsss'], allow_failed_imports=False)
+crop_size = (448, 448)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomRescale', ratio_range=(0.5, 2.0)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomCropPad', crop_size=(448, 448)),
+    dict(type='RandomGaussianBlur', prob=0.5),
+    dict(type='StrongPhotometricView', magnitude_range=(1, 9)),
+    dict(type='PackWSSSInputs')]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(448, 448), keep_ratio=False),
+    dict(type='LoadWSSSAnnotations'),
+    dict(type='PackWSSSInputs')]
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='WSSSVOCDataset',
+        data_root='data/VOCdevkit/VOC2012',
+        ann_file='ImageSets/Segmentation/train_aug.txt',
+        cls_labels_file='cls_labels.npy',
+        data_prefix=dict(
+            img_path='JPEGImages',
+            seg_map_path='SegmentationClassAug'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    _delete_=True,
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='WSSSVOCDataset',
+        data_root='data/VOCdevkit/VOC2012',
+        ann_file='ImageSets/Segmentation/val.txt',
+        cls_labels_file='cls_labels.npy',
+        data_prefix=dict(
+            img_path='JPEGImages',
+            seg_map_path='SegmentationClassAug'),
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    _delete_=True,
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='WSSSVOCDataset',
+        data_root='data/VOCdevkit/VOC2012',
+        ann_file='ImageSets/Segmentation/val.txt',
+        cls_labels_file='cls_labels.npy',
+        data_prefix=dict(
+            img_path='JPEGImages',
+            seg_map_path='SegmentationClassAug'),
+        test_mode=True,
+        pipeline=test_pipeline))
+val_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='LabelMaskedIoUMetric', iou_metrics=['mIoU'])]
+test_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='LabelMaskedIoUMetric', iou_metrics=['mIoU'])]
+train_cfg = dict(
+    _delete_=True,
+    type='IterBasedTrainLoop',
+    max_iters=32000,
+    val_interval=4000)
+val_cfg = dict(
+    _delete_=True,
+    type='WSSSValLoop',
+    extra_evals=[
+        dict(
+            name='train',
+            dataloader=dict(
+                batch_size=1,
+                num_workers=4,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=dict(
+                    type='WSSSVOCDataset',
+                    data_root='data/VOCdevkit/VOC2012',
+                    ann_file='ImageSets/Segmentation/train.txt',
+                    cls_labels_file='cls_labels.npy',
+                    data_prefix=dict(
+                        img_path='JPEGImages',
+                        seg_map_path='SegmentationClassAug'),
+                    test_mode=True,
+                    pipeline=test_pipeline)),
+            evaluator=dict(type='PseudoMaskMetric'),
+            image_labels_known=True)])
+test_cfg = dict(_delete_=True, type='TestLoop')
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(
+        type='AdamW',
+        lr=6e-05,
+        betas=(0.9, 0.999),
+        weight_decay=0.01),
+    paramwise_cfg=dict(
+        custom_keys=dict(
+            cam_head=dict(lr_mult=10.0),
+            decode_head=dict(lr_mult=10.0))),
+    constructor='TrainableOnlyOptimWrapperConstructor')
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=0.016666666666666666,
+        by_epoch=False,
+        begin=0,
+        end=1500),
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=0.9,
+        by_epoch=False,
+        begin=1500,
+        end=32000)]
+default_hooks = dict(
+    _delete_=True,
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(
+        type='AtomicCheckpointHook',
+        by_epoch=False,
+        interval=4000,
+        max_keep_ckpts=2),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'),
+    rng_state=dict(type='RNGStateHook'),
+    non_finite=dict(type='NonFiniteCheckHook'),
+    config_check=dict(type='ConfigCheckHook'))
+custom_hooks = [dict(type='AssignmentNetEMAHook')]
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel',
+    find_unused_parameters=True,
+    broadcast_buffers=False)
+log_processor = dict(_delete_=True, by_epoch=False)
