@@ -58,6 +58,8 @@ setup(
         # mmpretrain / timm backbones (both need torchvision beside torch)
         'mmpretrain': ['mmpretrain>=1.0.0', 'timm'],
         'tests': ['pytest'],
+        # CLIP text tower + tokenizer (class text embeddings), CLIPViT tests
+        'clip': ['open-clip-torch'],
         'tensorboard': ['tensorboard'],
     },
     license='Apache License 2.0',

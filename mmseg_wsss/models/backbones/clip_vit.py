@@ -1,0 +1,306 @@
+"""CLIP's image tower as a WSSS backbone (``clip.md`` §0.1–0.3).
+
+:class:`CLIPViT` is :class:`WSSSViT` with CLIP's differences -- a patch
+embedding without bias, ``ln_pre`` after the position embedding, QuickGELU
+MLPs, LayerNorm eps 1e-5, ``ln_post`` on the final tokens and the image
+projection ``proj`` for the pooled embedding -- so everything that runs on
+WSSSViT runs on CLIP: the CAM baseline, CoSA, APC, ACR and GETAM (attention
+maps and the class token), and the CLIP methods' per-block tokens and
+head-averaged (or summed) attention.
+
+Checkpoints (auto-detected, through the project's safe loader): OpenAI
+``clip`` / open_clip state dicts (``visual.conv1.weight``, ...; with or
+without the ``visual.`` prefix), Hugging Face ``CLIPModel`` /
+``CLIPVisionModelWithProjection`` (``vision_model.*`` +
+``visual_projection.weight``). OpenAI's TorchScript archives
+(``ViT-B-16.pt``) hold TorchScript code and are read only when trusted
+(``--trust-checkpoint`` / ``WSSS_TRUSTED_CHECKPOINTS``); better, convert
+it once to a plain state dict (``torch.save(torch.jit.load(path,
+map_location='cpu').state_dict(), 'clip_vitb16.pth')``), which then loads
+with the safe loader.
+"""
+import os.path as osp
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ...utils.checkpoint import is_trusted, load_state_dict_file
+from .vit import WSSSViT
+
+#: the two CLIP image towers the CLIP WSSS methods use
+CLIP_ARCHS = {
+    'ViT-B/16': dict(patch_size=16, embed_dims=768, num_layers=12,
+                     num_heads=12, proj_dims=512),
+    'ViT-L/14': dict(patch_size=14, embed_dims=1024, num_layers=24,
+                     num_heads=16, proj_dims=768),
+}
+
+
+class QuickGELU(nn.Module):
+    """CLIP's activation ``x * sigmoid(1.702 x)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def clip_layout(state: Dict[str, Tensor]) -> Optional[str]:
+    """``'openai'`` (OpenAI / open_clip visual keys), ``'hf'`` (Hugging
+    Face ``CLIPModel``) or None."""
+    if any(k.endswith('conv1.weight') and 'resblocks' not in k
+           for k in state) and any('transformer.resblocks.' in k
+                                   for k in state):
+        return 'openai'
+    if any(k.startswith(('vision_model.', 'clip.vision_model.'))
+           for k in state):
+        return 'hf'
+    return None
+
+
+def convert_clip_visual(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """A CLIP checkpoint's image tower in :class:`CLIPViT` keys.
+
+    Raises:
+        ValueError: when the state dict is in no CLIP layout.
+    """
+    layout = clip_layout(state)
+    out = {}
+    if layout == 'openai':
+        pre = 'visual.' if any(k.startswith('visual.') for k in state) \
+            else ''
+        vis = {k[len(pre):]: v for k, v in state.items()
+               if k.startswith(pre)}
+        out['patch_embed.proj.weight'] = vis['conv1.weight']
+        out['cls_token'] = vis['class_embedding'].reshape(1, 1, -1)
+        out['pos_embed'] = vis['positional_embedding'][None]
+        for a, b in (('ln_pre', 'ln_pre'), ('ln_post', 'norm')):
+            out[f'{b}.weight'] = vis[f'{a}.weight']
+            out[f'{b}.bias'] = vis[f'{a}.bias']
+        out['proj'] = vis['proj']
+        i = 0
+        while f'transformer.resblocks.{i}.ln_1.weight' in vis:
+            src, dst = f'transformer.resblocks.{i}.', f'blocks.{i}.'
+            for a, b in (('ln_1', 'norm1'), ('ln_2', 'norm2'),
+                         ('attn.in_proj', 'attn.qkv'),
+                         ('attn.out_proj', 'attn.proj'),
+                         ('mlp.c_fc', 'mlp.fc1'), ('mlp.c_proj', 'mlp.fc2')):
+                sep = '_' if a == 'attn.in_proj' else '.'
+                out[dst + b + '.weight'] = vis[src + a + sep + 'weight']
+                out[dst + b + '.bias'] = vis[src + a + sep + 'bias']
+            i += 1
+        return out
+    if layout == 'hf':
+        pre = 'clip.' if any(k.startswith('clip.') for k in state) else ''
+        s = {k[len(pre):]: v for k, v in state.items()}
+        emb = 'vision_model.embeddings.'
+        out['patch_embed.proj.weight'] = s[emb + 'patch_embedding.weight']
+        out['cls_token'] = s[emb + 'class_embedding'].reshape(1, 1, -1)
+        out['pos_embed'] = s[emb + 'position_embedding.weight'][None]
+        for a, b in (('vision_model.pre_layrnorm', 'ln_pre'),
+                     ('vision_model.post_layernorm', 'norm')):
+            out[f'{b}.weight'] = s[f'{a}.weight']
+            out[f'{b}.bias'] = s[f'{a}.bias']
+        out['proj'] = s['visual_projection.weight'].t().contiguous()
+        i = 0
+        while f'vision_model.encoder.layers.{i}.layer_norm1.weight' in s:
+            src, dst = f'vision_model.encoder.layers.{i}.', f'blocks.{i}.'
+            for a, b in (('layer_norm1', 'norm1'), ('layer_norm2', 'norm2'),
+                         ('self_attn.out_proj', 'attn.proj'),
+                         ('mlp.fc1', 'mlp.fc1'), ('mlp.fc2', 'mlp.fc2')):
+                out[dst + b + '.weight'] = s[src + a + '.weight']
+                out[dst + b + '.bias'] = s[src + a + '.bias']
+            for kind in ('weight', 'bias'):
+                out[dst + 'attn.qkv.' + kind] = torch.cat([
+                    s[f'{src}self_attn.{p}_proj.{kind}'] for p in 'qkv'])
+            i += 1
+        return out
+    raise ValueError('not a CLIP checkpoint: no OpenAI / open_clip '
+                     '(visual.conv1.weight, transformer.resblocks.*) or '
+                     'Hugging Face (vision_model.*) image-tower keys')
+
+
+def resize_pos_embed_2d(pos_embed: Tensor, src_hw: Sequence[int],
+                        dst_hw: Sequence[int], mode: str) -> Tensor:
+    """Resize the (1, 1 + h*w, C) grid part of a position embedding with
+    ``mode`` (CLIP-ES / WeCLIP: bilinear, align_corners=False); any grid,
+    non-square included."""
+    if tuple(src_hw) == tuple(dst_hw):
+        return pos_embed
+    cls, grid = pos_embed[:, :1], pos_embed[:, 1:]
+    c = grid.shape[-1]
+    grid = grid.reshape(1, *src_hw, c).permute(0, 3, 1, 2).float()
+    kw = dict(align_corners=False) if mode in ('bilinear', 'bicubic') else {}
+    grid = F.interpolate(grid, size=tuple(dst_hw), mode=mode, **kw)
+    grid = grid.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, -1, c)
+    return torch.cat([cls, grid], dim=1)
+
+
+@MODELS.register_module()
+class CLIPViT(WSSSViT):
+    """CLIP's image tower (OpenAI / open_clip / Hugging Face weights) with
+    the WSSS backbone contract of :class:`WSSSViT`.
+
+    Args:
+        arch (str, optional): ``'ViT-B/16'`` or ``'ViT-L/14'`` (sets the
+            sizes; explicit ``patch_size`` / ``embed_dims`` / ... win).
+        img_size (int | tuple): Grid the position embedding is defined for
+            (224 for OpenAI's; a tuple for non-square towers).
+        proj_dims (int): Width of the image-text space (512 for B/16).
+        pos_interp (str): How the position embedding is resized to other
+            grids: ``'bilinear'`` (CLIP-ES / WeCLIP) or ``'bicubic'``.
+        pretrained (str, optional): A CLIP checkpoint (path or URL) in any
+            layout above.
+        Other arguments as :class:`WSSSViT` (``out_indices``,
+        ``aux_layer``, ``frozen_stages``: -1 trains everything; the CLIP
+        methods freeze all blocks with ``frozen_stages=num_layers``).
+
+    Example:
+        >>> backbone = dict(type='CLIPViT', arch='ViT-B/16',
+        ...                 pretrained='pretrain/clip_vitb16.pth',
+        ...                 frozen_stages=12, out_indices=(-1, ))
+    """
+
+    def __init__(self,
+                 arch: Optional[str] = 'ViT-B/16',
+                 img_size=224,
+                 proj_dims: Optional[int] = None,
+                 pos_interp: str = 'bilinear',
+                 aux_layer: int = -3,
+                 **kwargs):
+        sizes = dict(CLIP_ARCHS[arch]) if arch else {}
+        if arch and arch not in CLIP_ARCHS:
+            raise ValueError(f'arch {arch!r}: one of {sorted(CLIP_ARCHS)}')
+        proj = proj_dims or sizes.pop('proj_dims', None) or 512
+        sizes.pop('proj_dims', None)
+        sizes.update({k: v for k, v in kwargs.items() if k in sizes})
+        kwargs = {k: v for k, v in kwargs.items() if k not in sizes}
+        kwargs.setdefault('norm_eps', 1e-5)
+        kwargs.setdefault('qkv_bias', True)
+        hw = (img_size, img_size) if isinstance(img_size, int) else \
+            tuple(img_size)
+        super().__init__(img_size=hw[0], aux_layer=aux_layer, **sizes,
+                         **kwargs)
+        p = self.patch_size
+        self.pos_hw = (hw[0] // p, hw[1] // p)
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, 1 + self.pos_hw[0] * self.pos_hw[1],
+                        self.embed_dims),
+            requires_grad=self.pos_embed.requires_grad)
+        self.pos_interp = pos_interp
+        self.patch_embed.proj = nn.Conv2d(
+            self.patch_embed.proj.in_channels, self.embed_dims, p, p,
+            bias=False)
+        self.ln_pre = nn.LayerNorm(self.embed_dims,
+                                   eps=kwargs['norm_eps'])
+        for blk in self.blocks:
+            blk.mlp.act = QuickGELU()
+        self.proj = nn.Parameter(torch.zeros(self.embed_dims, proj))
+        self._freeze()
+
+    def _freeze(self):
+        super()._freeze()
+        if self.frozen_stages >= 0 and hasattr(self, 'ln_pre'):
+            self.ln_pre.eval()
+            for prm in self.ln_pre.parameters():
+                prm.requires_grad = False
+        if self.frozen_stages >= self.num_layers and hasattr(self, 'proj'):
+            self.proj.requires_grad = False
+
+    def init_weights(self):
+        if self.pretrained is None and not (
+                isinstance(self.init_cfg, dict)
+                and self.init_cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            nn.init.normal_(self.proj, std=self.embed_dims**-0.5)
+            return
+        super().init_weights()
+
+    def load_pretrained(self, path: str, strict: bool = True,
+                        prefix: str = ''):
+        """Load a CLIP checkpoint in OpenAI / open_clip / Hugging Face
+        layout (the image tower; text keys are ignored) strictly."""
+        raw = self._read(path)
+        if isinstance(raw, dict) and 'state_dict' in raw:
+            raw = raw['state_dict']
+        if prefix:
+            raw = {k[len(prefix):]: v for k, v in raw.items()
+                   if k.startswith(prefix)}
+        state = convert_clip_visual(raw)
+        if state['pos_embed'].shape != self.pos_embed.shape:
+            n = state['pos_embed'].shape[1] - 1
+            side = int(round(n**0.5))
+            state['pos_embed'] = resize_pos_embed_2d(
+                state['pos_embed'], (side, side), self.pos_hw,
+                self.pos_interp)
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if strict and (missing or unexpected):
+            raise RuntimeError(
+                f'{path} does not fit CLIPViT(patch_size={self.patch_size},'
+                f' embed_dims={self.embed_dims}, num_layers='
+                f'{self.num_layers}): missing keys {missing}, unexpected '
+                f'keys {unexpected}')
+        print_log(f'CLIPViT: loaded {len(state)} tensors from {path}',
+                  logger='current')
+
+    @staticmethod
+    def _read(path: str):
+        """A state dict from a file or URL; an OpenAI TorchScript archive
+        only when trusted (it holds TorchScript code)."""
+        from mmengine.runner import CheckpointLoader
+        if '://' in path and not path.startswith('file://'):
+            return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        if osp.isfile(path):
+            import zipfile
+            if zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as z:
+                    jit = any(n.endswith('/code/__torch__.py') or
+                              '/code/' in n for n in z.namelist())
+                if jit:
+                    if not is_trusted(path):
+                        raise ValueError(
+                            f'{path} is a TorchScript archive (OpenAI\'s '
+                            'clip release): loading it runs its TorchScript'
+                            ' code, so it is read only when you trust it: '
+                            f'--trust-checkpoint {path} (or '
+                            'WSSS_TRUSTED_CHECKPOINTS). Better: convert it '
+                            'once to a plain state dict.')
+                    return torch.jit.load(path, map_location='cpu') \
+                        .state_dict()
+        return load_state_dict_file(path)
+
+    def _embed(self, x: Tensor):
+        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+            raise ValueError(
+                f'input size {tuple(x.shape[-2:])} is not a multiple of the '
+                f'patch size {self.patch_size}')
+        x = self.patch_embed(x)
+        h, w = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2)
+        pos = resize_pos_embed_2d(self.pos_embed, self.pos_hw, (h, w),
+                                  self.pos_interp)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x), x],
+                      dim=1)
+        return self.ln_pre(x + pos.to(x)), (h, w)
+
+    def forward_wsss(self, x: Tensor, with_attn=False, attn_blocks=None,
+                     **kwargs) -> dict:
+        """As :meth:`WSSSViT.forward_wsss`, plus ``with_attn='sum'``
+        (head-summed attention, as ExCEL's surgery blocks return it) and
+        ``pooled``: the image embedding ``ln_post(cls) @ proj``."""
+        mode = with_attn
+        out = super().forward_wsss(
+            x, with_attn='heads' if mode == 'sum' else with_attn,
+            attn_blocks=attn_blocks, **kwargs)
+        if mode == 'sum' and out['attns'] is not None:
+            out['attns'] = [None if a is None else a.sum(1)
+                            for a in out['attns']]
+        out['pooled'] = out['cls_token'] @ self.proj
+        return out
+
+    def embed_image(self, x: Tensor) -> Tensor:
+        """(B, proj_dims) CLIP image embedding (not normalised)."""
+        return self.forward_wsss(x)['pooled']
