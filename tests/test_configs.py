@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
-from .conftest import REPO
+from .conftest import REPO, random_text_bank
 from .test_backbone_families import MISSING
 
 CONFIGS = sorted(
@@ -32,8 +32,13 @@ def test_configs_found():
 
 @pytest.mark.parametrize('path', CONFIGS,
                          ids=[osp.relpath(p, REPO) for p in CONFIGS])
-def test_config_builds(path):
+def test_config_builds(path, tmp_path):
     cfg = Config.fromfile(path)
+    if cfg.model.type == 'CLIPES':  # names the user's text file
+        k = {'WSSSVOCDataset': 20, 'WSSSCOCODataset': 80}[
+            cfg.train_dataloader.dataset.type]
+        cfg.model.text_embeddings = random_text_bank(
+            tmp_path / 'text.pth', k)
     if 'mmpretrain.' in open(path).read() + cfg.pretty_text and MISSING:
         pytest.skip(f'needs mmpretrain ({MISSING})')
     assert cfg.custom_imports['imports'] == ['mmseg_wsss']

@@ -73,7 +73,9 @@ def parse_args():
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help="trained weights; 'none' for a "
+                        'training-free model (CLIP-ES: its config names the '
+                        'CLIP weights)')
     parser.add_argument('--out', required=True, help='export root')
     parser.add_argument('--source', choices=['cam', 'seg', 'own', 'an', 'on'],
                         default='cam')
@@ -311,10 +313,13 @@ def main():
     # it changed would mix two models or settings in one export. Checked
     # before the model and the data are loaded, so a mismatch stops at once.
     model_cfg = cfg.model.to_dict()
-    model_cfg['backbone'].pop('pretrained', None)  # the checkpoint rules
+    if args.checkpoint != 'none':  # the checkpoint rules
+        model_cfg['backbone'].pop('pretrained', None)
     settings = json.loads(json.dumps(dict(
-        checkpoint=osp.abspath(args.checkpoint),
-        checkpoint_sha256=file_fingerprint(args.checkpoint),
+        checkpoint=(args.checkpoint if args.checkpoint == 'none' else
+                    osp.abspath(args.checkpoint)),
+        checkpoint_sha256=(None if args.checkpoint == 'none' else
+                           file_fingerprint(args.checkpoint)),
         source=args.source, crf=crf_cfg, scales=list(scales),
         flip=not args.no_flip, label_mask=not args.no_label_mask,
         bg_thr=bg_thr if args.source == 'cam' else None,

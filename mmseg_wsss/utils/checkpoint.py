@@ -380,6 +380,8 @@ def safe_torch_load(filename: str, map_location=None,
             'file) or --trust-checkpoint on tools/train.py, test.py, '
             'gen_pseudo_labels.py and vis_cam.py. Better: load it once that '
             'way and save only its state dict.') from None
+    except FileNotFoundError:
+        raise
     except (RuntimeError, KeyError, EOFError, ValueError, OSError) as err:
         raise CheckpointReadError(
             f'cannot read the checkpoint {source}: {type(err).__name__}: '
@@ -497,9 +499,16 @@ def init_trained_model(cfg, checkpoint: str, device: str = 'cpu'):
     ``checkpoint``: the backbone's ``pretrained`` file is not loaded (the
     checkpoint holds the trained weights), the model is moved to ``device``
     and put in eval mode. Unlike ``mmseg.apis.init_model`` it keeps
-    ``train_cfg``, whose pseudo-label thresholds the WSSS tools use."""
+    ``train_cfg``, whose pseudo-label thresholds the WSSS tools use.
+
+    ``checkpoint`` ``None`` or ``'none'``: a training-free model (CLIP-ES)
+    whose weights come from its config (``backbone.pretrained``)."""
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
+    if checkpoint in (None, 'none'):
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        return model.to(device).eval()
     cfg.model.backbone.pop('pretrained', None)
     model = MODELS.build(cfg.model)
     load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')

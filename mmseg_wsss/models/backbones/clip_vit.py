@@ -229,7 +229,11 @@ class CLIPViT(WSSSViT):
         if prefix:
             raw = {k[len(prefix):]: v for k, v in raw.items()
                    if k.startswith(prefix)}
-        state = convert_clip_visual(raw)
+        if clip_layout(raw) is None and 'ln_pre.weight' in raw and \
+                'proj' in raw:
+            state = dict(raw)  # already in CLIPViT keys (a converted file)
+        else:
+            state = convert_clip_visual(raw)
         if state['pos_embed'].shape != self.pos_embed.shape:
             n = state['pos_embed'].shape[1] - 1
             side = int(round(n**0.5))

@@ -1,8 +1,10 @@
 from .apc import APC
 from .base import WSSSBaseSegmentor, image_labels_known
 from .cam_segmentor import CAMSegmentor
+from .clip_es import CLIPES
 from .cosa import CoSA
 
 __all__ = [
-    'WSSSBaseSegmentor', 'image_labels_known', 'CAMSegmentor', 'CoSA', 'APC'
+    'WSSSBaseSegmentor', 'image_labels_known', 'CAMSegmentor', 'CoSA', 'APC',
+    'CLIPES'
 ]

@@ -89,10 +89,17 @@ def load_text_bank(path: str, num_classes: int = None,
             unit vectors, or the class count / width differ from the model's
             (with the command that writes a matching file).
     """
+    import os.path as osp
+
     from mmseg_wsss.utils import safe_torch_load
-    bank = safe_torch_load(path, map_location='cpu')
     fix = ('write it with tools/clip_text_embeddings.py for your CLIP '
            'checkpoint and class list')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'text embeddings {path!r} not found: {fix}, e.g. python '
+            'tools/clip_text_embeddings.py --checkpoint CLIP.pth --classes '
+            f'voc --out {path}')
+    bank = safe_torch_load(path, map_location='cpu')
     if not isinstance(bank, dict) or any(k not in bank for k in REQUIRED):
         raise ValueError(f'{path}: not a text-embedding file (needs keys '
                          f'{", ".join(REQUIRED)}); {fix}')
