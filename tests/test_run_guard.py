@@ -35,6 +35,7 @@ from mmseg_wsss.utils.run_guard import find_resumable_checkpoint
 from mmseg_wsss.utils.workers import WorkerPool
 
 from .conftest import REPO
+from .test_reliability import _Payload
 from .test_runner import ENV, run, write_cfg
 
 
@@ -398,15 +399,6 @@ def test_test_time_crf_pool_stops_on_sigint(crf_export, tmp_path):
 
 
 # ------------------------------------------------------ 4. trust
-class _Payload:
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, 'w'))
-
-
 def test_trusted_url_never_loads_another_urls_file(tmp_path, monkeypatch):
     """A crafted legit.pth fetched from one URL is refused and removed; a
     trusted URL with the same file name downloads and loads its own file."""
@@ -460,7 +452,7 @@ def test_trust_list_keeps_urls_and_binds_to_content(tmp_path, monkeypatch):
     torch.save(dict(meta=_Payload(str(marker))), path)
     with pytest.raises(UnsafeCheckpointError):
         safe_torch_load(str(path))
-    digest = ckpt_mod._sha256(str(path))
+    digest = ckpt_mod.sha256_file(str(path))
     monkeypatch.setenv(ckpt_mod.TRUST_ENV, f'sha256:{digest}')
     safe_torch_load(str(path))
     assert marker.exists()
@@ -726,6 +718,13 @@ def test_every_shipped_config_passes_its_own_checks():
             continue
         cfg = Config.fromfile(path)
         assert top_level_typos(cfg.keys()) == [], path
+        if cfg.model.type in ('CLIPES', 'WeCLIP'):
+            from .conftest import random_text_bank
+            import tempfile
+            k = {'WSSSVOCDataset': 20, 'WSSSCOCODataset': 80}[
+                cfg.train_dataloader.dataset.type]
+            cfg.model.text_embeddings = random_text_bank(
+                tempfile.mkdtemp() + '/text.pth', k)
         if cfg.model.type == 'CLIPES':  # training-free: nothing to optimise
             continue
         model_cfg = cfg.model.copy()

@@ -20,7 +20,6 @@ templates and provenance (architecture, checkpoint path and SHA-256,
 ``logit_scale``); see :mod:`mmseg_wsss.models.utils.clip_text`.
 """
 import argparse
-import hashlib
 import os.path as osp
 import sys
 
@@ -30,9 +29,9 @@ import mmseg_wsss  # noqa: F401  (safe checkpoint loading)
 from mmseg_wsss.models.utils.clip_text import (DEFAULT_TEMPLATES,
                                                background_words,
                                                class_words, zeroshot_rows)
-from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
-                              load_state_dict_file)
-from mmseg_wsss.utils.checkpoint import is_trusted
+from mmseg_wsss.models.backbones.clip_vit import read_clip_checkpoint
+from mmseg_wsss.utils import add_trust_argument, apply_trust_arguments
+from mmseg_wsss.utils.checkpoint import sha256_file
 from mmseg_wsss.utils.run_guard import write_atomic
 
 
@@ -60,14 +59,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_clip(model_name: str, checkpoint=None, seed=None):
     """(open_clip model, tokenizer) with the checkpoint's weights (text
     tower and logit scale strictly; the image tower when present)."""
@@ -81,7 +72,10 @@ def build_clip(model_name: str, checkpoint=None, seed=None):
     model = open_clip.create_model(model_name, pretrained=None)
     tokenizer = open_clip.get_tokenizer(model_name)
     if checkpoint is not None:
-        state = read_clip_state(checkpoint)
+        try:
+            state = read_clip_checkpoint(checkpoint)
+        except ValueError as e:  # an untrusted TorchScript archive
+            sys.exit(str(e))
         text = {k: v for k, v in state.items()
                 if not k.startswith('visual.')}
         missing, unexpected = model.load_state_dict(text, strict=False)
@@ -91,21 +85,6 @@ def build_clip(model_name: str, checkpoint=None, seed=None):
                      f'missing text keys {missing[:5]}... (another '
                      'architecture? --model)')
     return model.eval(), tokenizer
-
-
-def read_clip_state(path: str) -> dict:
-    import zipfile
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            jit = any('/code/' in n for n in z.namelist())
-        if jit:
-            if not is_trusted(path):
-                sys.exit(f'{path} is a TorchScript archive (OpenAI\'s clip '
-                         'release): loading it runs its code, so it is read '
-                         f'only when trusted: --trust-checkpoint {path}')
-            return torch.jit.load(path, map_location='cpu').state_dict()
-    state = load_state_dict_file(path)
-    return state.get('state_dict', state)
 
 
 def main(argv=None):
@@ -129,7 +108,7 @@ def main(argv=None):
         templates=list(templates), model=args.model,
         checkpoint=(osp.abspath(args.checkpoint) if args.checkpoint
                     else f'random (seed {args.random_init})'),
-        checkpoint_sha256=(sha256(args.checkpoint) if args.checkpoint
+        checkpoint_sha256=(sha256_file(args.checkpoint) if args.checkpoint
                            else 'random'),
         logit_scale=float(model.logit_scale.exp()))
     import io

@@ -39,7 +39,6 @@ files; ``--launcher pytorch`` (``torch.distributed.run``) shards the images
 over processes/GPUs.
 """
 import argparse
-import hashlib
 import json
 import os
 import os.path as osp
@@ -64,6 +63,7 @@ from mmseg_wsss.models.segmentors import image_labels_known
 from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
                               close_distributed, init_trained_model,
                               setup_cpu_distributed)
+from mmseg_wsss.utils.checkpoint import sha256_file
 from mmseg_wsss.utils.workers import WorkerPool, interruptible
 from mmseg_wsss.visualization import refine_setting
 
@@ -250,11 +250,7 @@ def file_fingerprint(path: str) -> str:
     """SHA-256 of a local checkpoint's bytes (a URL stands for itself)."""
     if '://' in path:
         return 'url:' + path
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def settings_diff(old: dict, new: dict, prefix: str = '') -> list:

@@ -180,7 +180,8 @@ def split_trust_list(text: str) -> List[str]:
     return out
 
 
-def _sha256(path: str) -> str:
+def sha256_file(path: str) -> str:
+    """SHA-256 (hex) of a file's bytes."""
     import hashlib
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -204,7 +205,7 @@ def is_trusted(path: str, content: Optional[str] = None) -> bool:
     hashes = {x[7:].lower() for x in listed if x.startswith('sha256:')}
     local = content or path
     if hashes and '://' not in local and osp.isfile(local):
-        return _sha256(local) in hashes
+        return sha256_file(local) in hashes
     return False
 
 

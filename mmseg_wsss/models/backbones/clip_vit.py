@@ -139,6 +139,39 @@ def resize_pos_embed_2d(pos_embed: Tensor, src_hw: Sequence[int],
     return torch.cat([cls, grid], dim=1)
 
 
+def read_clip_checkpoint(path: str) -> Dict[str, Tensor]:
+    """A CLIP state dict (all towers) from a file or URL, through the safe
+    loader; an OpenAI TorchScript archive only when trusted (it holds
+    TorchScript code).
+
+    Raises:
+        ValueError: naming the file and the opt-in, for an untrusted
+            TorchScript archive.
+    """
+    from mmengine.runner import CheckpointLoader
+    if '://' in path and not path.startswith('file://'):
+        state = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    else:
+        import zipfile
+        if osp.isfile(path) and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                jit = any('/code/' in n for n in z.namelist())
+            if jit:
+                if not is_trusted(path):
+                    raise ValueError(
+                        f'{path} is a TorchScript archive (OpenAI\'s clip '
+                        'release): loading it runs its TorchScript code, so '
+                        'it is read only when you trust it: '
+                        f'--trust-checkpoint {path} (or '
+                        'WSSS_TRUSTED_CHECKPOINTS). Better: convert it once '
+                        'to a plain state dict.')
+                return torch.jit.load(path, map_location='cpu').state_dict()
+        state = load_state_dict_file(path)
+    if isinstance(state, dict) and 'state_dict' in state:
+        state = state['state_dict']
+    return state
+
+
 @MODELS.register_module()
 class CLIPViT(WSSSViT):
     """CLIP's image tower (OpenAI / open_clip / Hugging Face weights) with
@@ -223,9 +256,7 @@ class CLIPViT(WSSSViT):
                         prefix: str = ''):
         """Load a CLIP checkpoint in OpenAI / open_clip / Hugging Face
         layout (the image tower; text keys are ignored) strictly."""
-        raw = self._read(path)
-        if isinstance(raw, dict) and 'state_dict' in raw:
-            raw = raw['state_dict']
+        raw = read_clip_checkpoint(path)
         if prefix:
             raw = {k[len(prefix):]: v for k, v in raw.items()
                    if k.startswith(prefix)}
@@ -249,32 +280,6 @@ class CLIPViT(WSSSViT):
                 f'keys {unexpected}')
         print_log(f'CLIPViT: loaded {len(state)} tensors from {path}',
                   logger='current')
-
-    @staticmethod
-    def _read(path: str):
-        """A state dict from a file or URL; an OpenAI TorchScript archive
-        only when trusted (it holds TorchScript code)."""
-        from mmengine.runner import CheckpointLoader
-        if '://' in path and not path.startswith('file://'):
-            return CheckpointLoader.load_checkpoint(path, map_location='cpu')
-        if osp.isfile(path):
-            import zipfile
-            if zipfile.is_zipfile(path):
-                with zipfile.ZipFile(path) as z:
-                    jit = any(n.endswith('/code/__torch__.py') or
-                              '/code/' in n for n in z.namelist())
-                if jit:
-                    if not is_trusted(path):
-                        raise ValueError(
-                            f'{path} is a TorchScript archive (OpenAI\'s '
-                            'clip release): loading it runs its TorchScript'
-                            ' code, so it is read only when you trust it: '
-                            f'--trust-checkpoint {path} (or '
-                            'WSSS_TRUSTED_CHECKPOINTS). Better: convert it '
-                            'once to a plain state dict.')
-                    return torch.jit.load(path, map_location='cpu') \
-                        .state_dict()
-        return load_state_dict_file(path)
 
     def _embed(self, x: Tensor):
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:

@@ -3,8 +3,9 @@ from .cls_token_head import ClsTokenHead
 from .largefov_head import LargeFOVHead
 from .patch_classifier_head import (AdaptiveKPooling, HVBiLSTM,
                                     PatchClassifierHead)
+from .weclip_head import WeCLIPHead
 
 __all__ = [
     'CAMHead', 'ClsTokenHead', 'LargeFOVHead', 'global_pool',
-    'AdaptiveKPooling', 'HVBiLSTM', 'PatchClassifierHead'
+    'AdaptiveKPooling', 'HVBiLSTM', 'PatchClassifierHead', 'WeCLIPHead'
 ]

@@ -8,11 +8,13 @@ from .dynamic_threshold import (DynamicThreshold, fit_gmm_1d, fit_gmm_hist,
                                 gmm_thresholds)
 from .clip_es import (box_mask, caa_refine, clip_es_scores, minmax01,
                       sinkhorn_affinity, softmax_gradcam)
+from .weclip import affinity_loss, affinity_targets, rfm_select
 from .cam import (cam_to_label, cam_to_label_with_bg_threshold,
                   mask_cam_by_labels, multi_scale_flip, normalize_cam,
                   resize_to_multiple)
 
 __all__ = [
+    'affinity_loss', 'affinity_targets', 'rfm_select',
     'box_mask', 'caa_refine', 'clip_es_scores', 'minmax01',
     'sinkhorn_affinity', 'softmax_gradcam',
     'normalize_cam', 'mask_cam_by_labels', 'cam_to_label',

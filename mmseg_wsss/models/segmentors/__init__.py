@@ -3,8 +3,9 @@ from .base import WSSSBaseSegmentor, image_labels_known
 from .cam_segmentor import CAMSegmentor
 from .clip_es import CLIPES
 from .cosa import CoSA
+from .weclip import WeCLIP
 
 __all__ = [
     'WSSSBaseSegmentor', 'image_labels_known', 'CAMSegmentor', 'CoSA', 'APC',
-    'CLIPES'
+    'CLIPES', 'WeCLIP'
 ]

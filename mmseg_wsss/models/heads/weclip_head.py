@@ -1,0 +1,110 @@
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ..backbones.clip_vit import QuickGELU
+
+
+class _DecoderBlock(nn.Module):
+    """Pre-LN transformer block (QuickGELU MLP), no position embedding."""
+
+    def __init__(self, dims: int, heads: int, mlp: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dims)
+        self.attn = nn.MultiheadAttention(dims, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(dims)
+        self.mlp = nn.Sequential(nn.Linear(dims, mlp), QuickGELU(),
+                                 nn.Linear(mlp, dims))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.ln_1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+@MODELS.register_module()
+class WeCLIPHead(nn.Module):
+    """WeCLIP's decoder on frozen CLIP features (``clip.md`` §2.1).
+
+    Per level a token-wise MLP (``in_channels -> channels``, ReLU,
+    ``channels -> channels``); the levels concatenated, a 1x1 conv to
+    ``channels`` and Dropout2d give the fused map ``F`` (its affinity
+    ``sigmoid(F^T F)`` is the decoder affinity of the refinement module and
+    the affinity loss); ``num_layers`` pre-LN transformer blocks on its
+    tokens and a 1x1 conv give the logits.
+
+    Args:
+        in_channels (int): Width of each level (768 for ViT-B/16).
+        num_levels (int): Levels read (WeCLIP: the outputs of blocks 1-11).
+        channels (int): 256.
+        num_layers (int): Transformer blocks (3).
+        num_heads (int): 8. mlp_dims (int): 1024.
+        num_classes (int): K + 1 (background first).
+        dropout (float): Dropout2d after the fusion (0.1).
+        loss_decode (dict | list[dict]): Loss(es) on the pseudo-labels,
+            e.g. ``dict(type='BalancedCrossEntropyLoss', loss_name=
+            'loss_seg')``.
+
+    Example:
+        >>> head = dict(type='WeCLIPHead', in_channels=768, num_levels=11,
+        ...             num_classes=21)
+    """
+
+    def __init__(self,
+                 in_channels: int = 768,
+                 num_levels: int = 11,
+                 channels: int = 256,
+                 num_layers: int = 3,
+                 num_heads: int = 8,
+                 mlp_dims: int = 1024,
+                 num_classes: int = 21,
+                 dropout: float = 0.1,
+                 loss_decode=dict(type='BalancedCrossEntropyLoss',
+                                  loss_name='loss_seg'),
+                 ignore_index: int = 255,
+                 align_corners: bool = False):
+        super().__init__()
+        self.num_levels = num_levels
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.align_corners = align_corners
+        self.level_mlps = nn.ModuleList([
+            nn.Sequential(nn.Linear(in_channels, channels), nn.ReLU(True),
+                          nn.Linear(channels, channels))
+            for _ in range(num_levels)
+        ])
+        self.fuse = nn.Conv2d(channels * num_levels, channels, 1)
+        self.dropout = nn.Dropout2d(dropout)
+        self.blocks = nn.ModuleList([
+            _DecoderBlock(channels, num_heads, mlp_dims)
+            for _ in range(num_layers)
+        ])
+        self.cls = nn.Conv2d(channels, num_classes, 1)
+        losses = loss_decode if isinstance(loss_decode, (list, tuple)) \
+            else [loss_decode]
+        self.loss_decode = nn.ModuleList([MODELS.build(x) for x in losses])
+
+    def forward_with_features(self, levels: Sequence[Tensor]):
+        """(logits (B, K+1, h, w), fused F (B, channels, h, w))."""
+        levels = list(levels)[-self.num_levels:]
+        if len(levels) != self.num_levels:
+            raise ValueError(f'WeCLIPHead reads {self.num_levels} levels, '
+                             f'got {len(levels)}: set the backbone\'s '
+                             'out_indices to that many blocks')
+        b, _, h, w = levels[0].shape
+        maps: List[Tensor] = []
+        for mlp, x in zip(self.level_mlps, levels):
+            t = mlp(x.flatten(2).transpose(1, 2))      # (B, N, channels)
+            maps.append(t.transpose(1, 2).reshape(b, -1, h, w))
+        feat = self.dropout(self.fuse(torch.cat(maps, 1)))
+        x = feat.flatten(2).transpose(1, 2)
+        for blk in self.blocks:
+            x = blk(x)
+        x = x.transpose(1, 2).reshape(b, -1, h, w)
+        return self.cls(x), feat
+
+    def forward(self, levels: Sequence[Tensor]) -> Tensor:
+        return self.forward_with_features(levels)[0]
