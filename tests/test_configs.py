@@ -34,7 +34,7 @@ def test_configs_found():
                          ids=[osp.relpath(p, REPO) for p in CONFIGS])
 def test_config_builds(path, tmp_path):
     cfg = Config.fromfile(path)
-    if cfg.model.type in ('CLIPES', 'WeCLIP'):  # names the user's file
+    if cfg.model.type in ('CLIPES', 'WeCLIP', 'WeCLIPPlus'):  # user's file
         k = {'WSSSVOCDataset': 20, 'WSSSCOCODataset': 80}[
             cfg.train_dataloader.dataset.type]
         cfg.model.text_embeddings = random_text_bank(

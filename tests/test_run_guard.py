@@ -718,7 +718,7 @@ def test_every_shipped_config_passes_its_own_checks():
             continue
         cfg = Config.fromfile(path)
         assert top_level_typos(cfg.keys()) == [], path
-        if cfg.model.type in ('CLIPES', 'WeCLIP'):
+        if cfg.model.type in ('CLIPES', 'WeCLIP', 'WeCLIPPlus'):
             from .conftest import random_text_bank
             import tempfile
             k = {'WSSSVOCDataset': 20, 'WSSSCOCODataset': 80}[

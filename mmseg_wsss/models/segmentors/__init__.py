@@ -4,8 +4,9 @@ from .cam_segmentor import CAMSegmentor
 from .clip_es import CLIPES
 from .cosa import CoSA
 from .weclip import WeCLIP
+from .weclip_plus import WeCLIPPlus
 
 __all__ = [
     'WSSSBaseSegmentor', 'image_labels_known', 'CAMSegmentor', 'CoSA', 'APC',
-    'CLIPES', 'WeCLIP'
+    'CLIPES', 'WeCLIP', 'WeCLIPPlus'
 ]
