@@ -11,6 +11,7 @@ from mmengine.registry import init_default_scope
 
 import mmseg_wsss  # noqa: F401  (registers everything)
 from mmseg_wsss.datasets import make_toy_voc
+from mmseg_wsss.models.utils.clip_text import random_text_bank  # noqa: F401
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED = osp.join(osp.dirname(REPO), 'shared')
@@ -116,20 +117,3 @@ def count_backbone_calls(model):
 
     model.backbone.forward_wsss = spy
     return calls
-
-
-def random_text_bank(path, num_classes, dims=512, num_bg=25):
-    """A text-embedding file of the layout tools/clip_text_embeddings.py
-    writes, with random unit rows (configs that name a user's file build
-    with it in tests)."""
-    g = torch.Generator().manual_seed(0)
-    fg = torch.randn(num_classes, dims, generator=g)
-    bg = torch.randn(num_bg, dims, generator=g)
-    torch.save(dict(fg=fg / fg.norm(dim=1, keepdim=True),
-                    bg=bg / bg.norm(dim=1, keepdim=True),
-                    fg_names=[f'c{i}' for i in range(num_classes)],
-                    bg_names=[f'b{i}' for i in range(num_bg)],
-                    templates=['a clean origami {}.'], model='random',
-                    checkpoint='random', checkpoint_sha256='random',
-                    logit_scale=100.0), str(path))
-    return str(path)

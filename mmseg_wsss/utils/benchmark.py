@@ -30,6 +30,7 @@ with ``malloc_trim`` slows every later allocation, i.e. the timings).
 import copy
 import gc
 import multiprocessing as mp
+import os.path as osp
 import statistics
 import time
 from typing import Callable, Dict, List, Optional
@@ -337,6 +338,11 @@ def _bench_inference(model_cfg: dict, batch: dict, device: torch.device,
 PAPER_CAM_SCALES = (1.0, 0.5, 1.5)
 
 
+def _text_rows(model_cfg) -> list:
+    from mmseg_wsss.models.utils.clip_text import load_text_bank
+    return list(load_text_bank(model_cfg['text_embeddings'])['fg'])
+
+
 def without_pretrained(model_cfg) -> list:
     """Drop the pretrained-weight sources of ``model_cfg`` in place
     (``pretrained`` paths, ``init_cfg`` of type ``Pretrained``, nested
@@ -388,12 +394,32 @@ def run_benchmark(cfg: Config,
     torch.manual_seed(seed)
     model_cfg = copy.deepcopy(cfg.model)
     dropped = without_pretrained(model_cfg)  # random weights time the same
+    text = model_cfg.get('text_embeddings')
+    if text and not osp.isfile(text):  # CLIP methods: random text rows
+        import tempfile
+
+        from mmseg_wsss.models.utils.clip_text import random_text_bank
+        k = model_cfg['decode_head']['num_classes'] - 1 \
+            if model_cfg.get('decode_head') else 20
+        model_cfg['text_embeddings'] = random_text_bank(
+            osp.join(tempfile.mkdtemp(), 'text.pth'), k)
+        dropped.append(f'model.text_embeddings ({text}: random rows)')
     if batch_size is None:
         batch_size = cfg.train_dataloader.batch_size
     if crop_size is None:
         crop_size = cfg.get('crop_size', None) or \
             model_cfg['data_preprocessor']['size']
     crop_size = tuple(int(c) for c in crop_size)
+    if model_cfg.get('type') == 'CLIPES':  # training-free: images/s only
+        k = len(_text_rows(model_cfg))
+        batch = make_batch(1, crop_size, k, None, seed)
+        return dict(model='CLIPES', device=str(device),
+                    torch_threads=torch.get_num_threads(),
+                    crop_size=list(crop_size), classes_per_image='1-3',
+                    weights='random initialisation (not loaded: ' +
+                    (', '.join(dropped) or 'none configured') + ')',
+                    wsss=_bench_inference(model_cfg, batch, device,
+                                          max(1, infer_images)))
     num_classes = model_cfg['decode_head']['num_classes'] - 1 \
         if model_cfg.get('decode_head') else \
         model_cfg['cam_head']['num_classes']

@@ -2,6 +2,7 @@ from typing import List, Sequence
 
 import torch
 import torch.nn as nn
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import Tensor
 
@@ -26,7 +27,7 @@ class _DecoderBlock(nn.Module):
 
 
 @MODELS.register_module()
-class WeCLIPHead(nn.Module):
+class WeCLIPHead(BaseDecodeHead):
     """WeCLIP's decoder on frozen CLIP features (``clip.md`` §2.1).
 
     Per level a token-wise MLP (``in_channels -> channels``, ReLU,
@@ -48,6 +49,10 @@ class WeCLIPHead(nn.Module):
             e.g. ``dict(type='BalancedCrossEntropyLoss', loss_name=
             'loss_seg')``.
 
+    An mmseg decode head (``conv_seg`` is the classifier): it also trains
+    with mmseg's ``EncoderDecoder`` on masks (the supervised reference of
+    ``tools/benchmark.py``).
+
     Example:
         >>> head = dict(type='WeCLIPHead', in_channels=768, num_levels=11,
         ...             num_classes=21)
@@ -66,11 +71,12 @@ class WeCLIPHead(nn.Module):
                                   loss_name='loss_seg'),
                  ignore_index: int = 255,
                  align_corners: bool = False):
-        super().__init__()
+        super().__init__(
+            in_channels=in_channels, channels=channels,
+            num_classes=num_classes, dropout_ratio=0.0,
+            loss_decode=loss_decode, ignore_index=ignore_index,
+            align_corners=align_corners)
         self.num_levels = num_levels
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
-        self.align_corners = align_corners
         self.level_mlps = nn.ModuleList([
             nn.Sequential(nn.Linear(in_channels, channels), nn.ReLU(True),
                           nn.Linear(channels, channels))
@@ -82,10 +88,6 @@ class WeCLIPHead(nn.Module):
             _DecoderBlock(channels, num_heads, mlp_dims)
             for _ in range(num_layers)
         ])
-        self.cls = nn.Conv2d(channels, num_classes, 1)
-        losses = loss_decode if isinstance(loss_decode, (list, tuple)) \
-            else [loss_decode]
-        self.loss_decode = nn.ModuleList([MODELS.build(x) for x in losses])
 
     def fuse_levels(self, levels: Sequence[Tensor]) -> Tensor:
         """The fused map ``F`` (B, channels, h, w) of the levels."""
@@ -107,7 +109,7 @@ class WeCLIPHead(nn.Module):
         x = feat.flatten(2).transpose(1, 2)
         for blk in self.blocks:
             x = blk(x)
-        return self.cls(x.transpose(1, 2).reshape(b, -1, h, w))
+        return self.conv_seg(x.transpose(1, 2).reshape(b, -1, h, w))
 
     def forward_with_features(self, levels: Sequence[Tensor]):
         """(logits (B, K+1, h, w), fused F (B, channels, h, w))."""

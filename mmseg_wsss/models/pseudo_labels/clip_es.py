@@ -61,7 +61,10 @@ def softmax_gradcam(last_block: Callable[[Tensor], Tensor], tokens: Tensor,
         prob = (scale * emb @ text.t()).softmax(-1)
         idx = torch.as_tensor(list(targets), device=prob.device)
         score = prob[torch.arange(k, device=prob.device), idx].sum()
-        grad, = torch.autograd.grad(score, a)
+        # backward into the leaf alone (the frozen weights take no grad);
+        # not autograd.grad, which module-hook tools (FLOP counters) refuse
+        score.backward(inputs=[a])
+        grad = a.grad
     act = a.detach()[:, 1:]
     alpha = grad[:, 1:].mean(1, keepdim=True)       # (K, 1, C)
     cam = F.relu((act * alpha).sum(-1))              # (K, N)

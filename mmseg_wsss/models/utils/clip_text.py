@@ -147,3 +147,21 @@ def background_words(spec: str) -> List[str]:
     if spec == 'coco':
         return list(COCO_BG_WORDS)
     return class_words(spec)
+
+
+def random_text_bank(path: str, num_classes: int, dims: int = 512,
+                     num_bg: int = 25, seed: int = 0) -> str:
+    """Write a file of the :func:`load_text_bank` layout with random unit
+    rows (tests, and benchmarks where no CLIP weights exist). Returns
+    ``path``."""
+    g = torch.Generator().manual_seed(seed)
+    fg = torch.randn(num_classes, dims, generator=g)
+    bg = torch.randn(num_bg, dims, generator=g)
+    torch.save(dict(fg=fg / fg.norm(dim=1, keepdim=True),
+                    bg=bg / bg.norm(dim=1, keepdim=True),
+                    fg_names=[f'c{i}' for i in range(num_classes)],
+                    bg_names=[f'b{i}' for i in range(num_bg)],
+                    templates=list(DEFAULT_TEMPLATES), model='random',
+                    checkpoint='random', checkpoint_sha256='random',
+                    logit_scale=100.0), str(path))
+    return str(path)
