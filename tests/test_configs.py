@@ -53,6 +53,11 @@ def test_config_builds(path, tmp_path):
     assert k == n_classes
     if model.decode_head is not None:
         assert model.decode_head.num_classes == k + 1
+    # ConfigCheckHook refuses only mistakes: the config's paramwise_cfg
+    # matches its model
+    from mmseg_wsss.engine.hooks.config_check_hook import check_paramwise_cfg
+    check_paramwise_cfg(cfg.get('optim_wrapper'),
+                        [n for n, _ in model.named_parameters()])
 
 
 # config -> the decoder's learning rate in the recipe (the heads': 1e-2)
