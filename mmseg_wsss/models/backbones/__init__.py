@@ -1,4 +1,4 @@
-from .adapter import (WSSSDecodeInputs, WSSSOutputsMixin,
+from .adapter import (WSSSDecodeInputs, WSSSOutputsMixin, probe_outputs,
                       build_wsss_backbone, preserve_bn_stats,
                       require_attention)
 from .clip_vit import CLIPViT, QuickGELU, convert_clip_visual
@@ -8,5 +8,5 @@ __all__ = [
     'WSSSViT', 'convert_timm_vit', 'resize_pos_embed', 'build_wsss_backbone',
     'require_attention', 'preserve_bn_stats', 'WSSSOutputsMixin',
     'WSSSDecodeInputs', 'SharedDropPath', 'CLIPViT', 'QuickGELU',
-    'convert_clip_visual'
+    'probe_outputs', 'convert_clip_visual'
 ]

@@ -57,6 +57,16 @@ class CAMSegmentor(WSSSBaseSegmentor):
         regularizers (list[dict], optional): Extra losses on the online
             forward, e.g. ``[dict(type='ACRLoss')]`` (see
             :meth:`WSSSBaseSegmentor.build_regularizers`).
+        pretrained (str, optional): A stock mmseg model's weights key:
+            handed to the backbone (``init_cfg=Pretrained``), as
+            ``EncoderDecoder`` does.
+        auxiliary_head, neck: Stock mmseg keys, accepted only as None (a
+            config turned from ``EncoderDecoder`` says what to write).
+
+    A stock ``SegDataPreProcessor`` becomes :class:`WSSSDataPreprocessor`
+    (same arguments). Backbones other than :class:`WSSSViT` are probed once
+    here (:func:`probe_outputs`); a head's ``in_channels=None`` takes the
+    channels of the map it reads. CoSA and APC take the same stock keys.
     """
 
     TRAIN_CFG = dict(
