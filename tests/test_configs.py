@@ -34,11 +34,14 @@ def test_configs_found():
                          ids=[osp.relpath(p, REPO) for p in CONFIGS])
 def test_config_builds(path, tmp_path):
     cfg = Config.fromfile(path)
-    if cfg.model.type in ('CLIPES', 'WeCLIP', 'WeCLIPPlus'):  # user's file
+    if cfg.model.type in ('CLIPES', 'WeCLIP', 'WeCLIPPlus', 'ExCEL'):
         k = {'WSSSVOCDataset': 20, 'WSSSCOCODataset': 80}[
-            cfg.train_dataloader.dataset.type]
+            cfg.train_dataloader.dataset.type]  # names the user's files
         cfg.model.text_embeddings = random_text_bank(
             tmp_path / 'text.pth', k)
+        if cfg.model.type == 'ExCEL':
+            torch.save(dict(centres=torch.randn(512, 8)), tmp_path / 'b.pth')
+            cfg.model.attribute_bank = str(tmp_path / 'b.pth')
     if 'mmpretrain.' in open(path).read() + cfg.pretty_text and MISSING:
         pytest.skip(f'needs mmpretrain ({MISSING})')
     assert cfg.custom_imports['imports'] == ['mmseg_wsss']

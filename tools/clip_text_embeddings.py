@@ -55,6 +55,15 @@ def parse_args(argv=None):
                         help='prompt template with {} (repeatable; default '
                         f'{DEFAULT_TEMPLATES[0]!r})')
     parser.add_argument('--out', required=True)
+    parser.add_argument('--attributes', metavar='JSON',
+                        help="ExCEL's attribute bank from class "
+                        'descriptions: a JSON object class -> list of '
+                        'sentences (or a list of lists in class order), '
+                        'clustered into --clusters centres, written to '
+                        '--bank-out')
+    parser.add_argument('--clusters', type=int, default=112,
+                        help='attribute clusters (ExCEL: 112 VOC, 224 COCO)')
+    parser.add_argument('--bank-out', help='where the attribute bank goes')
     add_trust_argument(parser)
     return parser.parse_args(argv)
 
@@ -87,6 +96,57 @@ def build_clip(model_name: str, checkpoint=None, seed=None):
     return model.eval(), tokenizer
 
 
+def kmeans(x: torch.Tensor, k: int, iters: int = 100, seed: int = 0):
+    """(centres (k, D), assignment (N, )) of Lloyd's k-means with
+    k-means++ seeding (deterministic for a seed). The reference uses
+    sklearn's ``KMeans(random_state=0)``; this gives the same kind of bank,
+    not the same bits -- the authors' published bank loads as it is."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(x)
+    if k > n:
+        sys.exit(f'--clusters {k} is more than the {n} sentences')
+    centres = [x[torch.randint(n, (1, ), generator=g)].squeeze(0)]
+    for _ in range(1, k):
+        d = torch.cdist(x, torch.stack(centres)).min(1)[0]**2
+        idx = torch.multinomial(d / d.sum(), 1, generator=g)
+        centres.append(x[idx].squeeze(0))
+    c = torch.stack(centres)
+    for _ in range(iters):
+        assign = torch.cdist(x, c).argmin(1)
+        new = torch.stack([x[assign == j].mean(0) if (assign == j).any()
+                           else c[j] for j in range(k)])
+        if torch.allclose(new, c):
+            break
+        c = new
+    return c, torch.cdist(x, c).argmin(1)
+
+
+def attribute_bank(model, tokenizer, path: str, words, clusters: int):
+    """ExCEL's bank: every description encoded and L2-normalised,
+    clustered; centres (D, M) as means of unit vectors (not renormalised)
+    and the class-cluster incidence (K, M)."""
+    import json
+    with open(path, encoding='utf-8') as f:
+        desc = json.load(f)
+    lists = list(desc.values()) if isinstance(desc, dict) else list(desc)
+    if len(lists) != len(words):
+        sys.exit(f'{path} describes {len(lists)} classes, --classes has '
+                 f'{len(words)}')
+    embs, owner = [], []
+    with torch.no_grad():
+        for k, sentences in enumerate(lists):
+            e = model.encode_text(tokenizer(list(sentences))).float()
+            embs.append(e / e.norm(dim=-1, keepdim=True))
+            owner += [k] * len(sentences)
+    x = torch.cat(embs)
+    centres, assign = kmeans(x, clusters)
+    incidence = torch.zeros(len(lists), clusters)
+    incidence[torch.tensor(owner), assign] = 1
+    return dict(centres=centres.t().contiguous(), incidence=incidence,
+                num_sentences=len(x), clusters=clusters,
+                descriptions=osp.abspath(path))
+
+
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_arguments(args.trust_checkpoint)
@@ -115,6 +175,18 @@ def main(argv=None):
     buf = io.BytesIO()
     torch.save(bank, buf)
     write_atomic(args.out, buf.getvalue())
+    if args.attributes:
+        if not args.bank_out:
+            sys.exit('--attributes needs --bank-out')
+        attrs = attribute_bank(model, tokenizer, args.attributes, words,
+                               args.clusters)
+        attrs.update(model=args.model, checkpoint=bank['checkpoint'],
+                     checkpoint_sha256=bank['checkpoint_sha256'])
+        buf = io.BytesIO()
+        torch.save(attrs, buf)
+        write_atomic(args.bank_out, buf.getvalue())
+        print(f'wrote {args.bank_out}: {attrs["num_sentences"]} descriptions'
+              f' in {args.clusters} clusters')
     print(f'wrote {args.out}: {len(words)} class rows, {len(bg_words)} '
           f'background rows, {fg.shape[1]}-d, templates {templates}')
 

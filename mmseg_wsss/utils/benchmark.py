@@ -404,6 +404,13 @@ def run_benchmark(cfg: Config,
         model_cfg['text_embeddings'] = random_text_bank(
             osp.join(tempfile.mkdtemp(), 'text.pth'), k)
         dropped.append(f'model.text_embeddings ({text}: random rows)')
+    bank = model_cfg.get('attribute_bank')
+    if bank and not osp.isfile(bank):  # ExCEL: random attribute centres
+        import tempfile
+        path = osp.join(tempfile.mkdtemp(), 'bank.pth')
+        torch.save(dict(centres=torch.randn(512, 112)), path)
+        model_cfg['attribute_bank'] = path
+        dropped.append(f'model.attribute_bank ({bank}: random centres)')
     if batch_size is None:
         batch_size = cfg.train_dataloader.batch_size
     if crop_size is None:

@@ -313,3 +313,69 @@ class CLIPViT(WSSSViT):
     def embed_image(self, x: Tensor) -> Tensor:
         """(B, proj_dims) CLIP image embedding (not normalised)."""
         return self.forward_wsss(x)['pooled']
+
+
+def surgery_forward(bb: CLIPViT, x: Tensor, surgery_blocks: int = 5,
+                    ex_feats: Optional[Tensor] = None) -> dict:
+    """ExCEL's dual-path forward of a CLIP tower (``clip.md`` §4.2), no grad
+    needed by the callers.
+
+    The first ``num_layers - surgery_blocks`` blocks are plain. In the
+    others, the original stream runs the CLIP block and a calibrated
+    stream (starting from the same tokens) adds ``proj(A v)`` without the
+    MLP, where ``A = (softmax(q q^T s) + softmax(k k^T s) + softmax(v v^T
+    s)) / 3`` per head (q, k, v from the original stream's LayerNorm'd
+    tokens), plus -- with ``ex_feats`` (B, C, h, w), ExCEL's learned
+    calibration -- ``softmax(S)`` on the patch pairs, ``S = 3 (cos - mean
+    cos)`` of the features with negative entries dropped; ``A`` summed over
+    heads multiplies every head's v.
+
+    Returns:
+        dict: ``feats`` (B, 1 + N, D): ``ln_post`` and ``proj`` of the
+        calibrated tokens (class token from the original stream), divided
+        by their norm over the **token** axis (the reference's quirk);
+        ``attns``: per block, the head mean (plain blocks) or the head sum
+        of the original attention (surgery blocks), (B, 1 + N, 1 + N);
+        ``levels``: each block's original-stream output as a map;
+        ``grid``.
+    """
+    x, grid = bb._embed(x)
+    start = bb.num_layers - surgery_blocks
+    attns, levels = [], []
+    lvc = None
+    if ex_feats is not None:
+        f = F.normalize(ex_feats.flatten(2), dim=1)
+        s = f.transpose(1, 2) @ f
+        s = 3 * (s - s.mean())
+        s = s.masked_fill(s < 0, float('-inf'))
+        lvc = torch.nan_to_num(s.softmax(-1))               # (B, N, N)
+    xc = x
+    for i, blk in enumerate(bb.blocks):
+        if i < start:
+            x, attn = blk(x, with_attn=True)
+            attns.append(attn.mean(1))
+            xc = x
+        else:
+            b, n, c = x.shape
+            heads = blk.attn.num_heads
+            qkv = blk.attn.qkv(blk.norm1(x)).reshape(b, n, 3, heads,
+                                                    c // heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            s = blk.attn.scale
+            ori = ((q @ k.transpose(-2, -1)) * s).softmax(-1)
+            cal = sum(((t @ t.transpose(-2, -1)) * s).softmax(-1)
+                      for t in (q, k, v)) / 3
+            if lvc is not None:
+                cal = cal.clone()
+                cal[:, :, 1:, 1:] = cal[:, :, 1:, 1:] + lvc[:, None]
+            out_c = cal.sum(1, keepdim=True) @ v              # (B, H, N, d)
+            xc = xc + blk.attn.proj(out_c.transpose(1, 2).reshape(b, n, c))
+            out = (ori @ v).transpose(1, 2).reshape(b, n, c)
+            x = x + blk.ls1(blk.attn.proj(out))
+            x = x + blk.ls2(blk.mlp(blk.norm2(x)))
+            attns.append(ori.sum(1))
+        levels.append(bb._to_map(x, grid))
+    xc = torch.cat([x[:, :1], xc[:, 1:]], 1)
+    feats = bb.norm(xc) @ bb.proj
+    feats = feats / feats.norm(dim=1, keepdim=True)
+    return dict(feats=feats, attns=attns, levels=levels, grid=grid)
