@@ -115,6 +115,9 @@ def test_gpu_check_plans_every_step_and_refuses_bad_arguments(tmp_path):
     for cfg in ('cam_vitb_voc', 'cosa_vitb_voc', 'cosa_swin-b_voc'):
         assert f'{cfg}.py --device cuda --batch-size 4 --crop-size 448 448' \
             in text
+    for cfg in ('weclip_vitb16_voc', 'excel_vitb16_voc'):
+        assert f'{cfg}.py --device cuda --batch-size 4 --crop-size 320 320' \
+            in text
     for cfg in ('cam_dinov2s_coco128_gpu', 'cosa_dinov2s_coco128_gpu'):
         assert f'{cfg}.py for 120 iterations' in text
     only = _bash(['tools/gpu_check.sh', '--dry-run', '--only', 'bench',

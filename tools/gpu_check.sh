@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command GPU check on an offline CUDA machine (about 6 minutes of GPU).
+# One-command GPU check on an offline CUDA machine (about 8 minutes of GPU).
 #
 #   here (with a package index):   bash tools/gpu_check.sh --pack
 #   there (CUDA, no index):        bash tools/gpu_check.sh [--out DIR]
@@ -15,6 +15,7 @@
 #   2. bench: tools/benchmark.py at 448x448, batch 4, on cuda: the ViT-B/16
 #      CAM baseline and CoSA (VOC configs) and the hierarchical-backbone
 #      CoSA (Swin-B) -- s/iteration, peak memory, measured / ideal ratio;
+#      WeCLIP and ExCEL at their size (crop 320, batch 4);
 #   3. coco128: the CAM baseline vs CoSA with a trainable DINOv2-S/14
 #      (configs/*/*_dinov2s_coco128_gpu.py), --iters iterations each:
 #      pseudo-mask and seg mIoU.
@@ -34,7 +35,7 @@ ONLY=()
 PY="${PYTHON:-python3}"
 DRY=0
 DO_PACK=0
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --pack) DO_PACK=1; shift ;;
@@ -100,11 +101,20 @@ fi
 
 # ------------------------------------------------------------------ bench
 BENCH_CONFIGS=(configs/baseline/cam_vitb_voc.py configs/cosa/cosa_vitb_voc.py configs/cosa/cosa_swin-b_voc.py)
+CLIP_BENCH_CONFIGS=(configs/weclip/weclip_vitb16_voc.py configs/excel/excel_vitb16_voc.py)
 if want bench; then
   for cfg in "${BENCH_CONFIGS[@]}"; do
     name="$(basename "$cfg" .py)"
     run timeout 240 "$PY" tools/benchmark.py "$cfg" --device cuda --batch-size 4 \
       --crop-size 448 448 --steps 10 --warmup 3 --infer-images 5 \
+      --out "$OUTDIR/bench_$name.json" || say "benchmark of $cfg failed (see above)"
+  done
+  # the CLIP line at its real size: frozen ViT-B/16, crop 320, batch 4
+  # (random CLIP weights and text rows: timing needs none)
+  for cfg in "${CLIP_BENCH_CONFIGS[@]}"; do
+    name="$(basename "$cfg" .py)"
+    run timeout 240 "$PY" tools/benchmark.py "$cfg" --device cuda --batch-size 4 \
+      --crop-size 320 320 --steps 10 --warmup 3 --infer-images 5 \
       --out "$OUTDIR/bench_$name.json" || say "benchmark of $cfg failed (see above)"
   done
 fi
