@@ -64,3 +64,62 @@ def test_weclip_plus_box_with_prior_both_ways(tmp_path):
     assert out[False].shape == out[True].shape == (64, 64)
     assert set(out[False].unique().tolist()) <= {0, 2, 3}
     assert not torch.equal(out[False], out[True])  # the box matters
+
+
+def test_excel_surgery_blocks_and_attribute_keep_both_ways():
+    from mmseg_wsss.models.backbones.clip_vit import CLIPViT, surgery_forward
+    from mmseg_wsss.models.pseudo_labels import attribute_text_rows
+    torch.manual_seed(0)
+    bb = CLIPViT(arch=None, img_size=64, patch_size=8, embed_dims=32,
+                 num_layers=6, num_heads=2, proj_dims=16, aux_layer=-2)
+    bb.init_weights()
+    bb.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        five = surgery_forward(bb, x, 5)   # the reference's loop
+        six = surgery_forward(bb, x, 6)    # its comment and argument
+    assert not torch.allclose(five['feats'], six['feats'])
+    # surgery blocks return head sums, plain blocks head means
+    assert torch.allclose(five['attns'][0].sum(-1), torch.ones(1, 65))
+    assert torch.allclose(five['attns'][1].sum(-1), 2 * torch.ones(1, 65))
+    fg, bg = torch.randn(3, 16), torch.randn(2, 16)
+    centres = torch.randn(16, 10)
+    assert not torch.allclose(attribute_text_rows(fg, bg, centres, 0.9),
+                              attribute_text_rows(fg, bg, centres, 1.0))
+
+
+def test_start_clock_and_excel_normalisations_both_ways(tmp_path):
+    from mmengine.logging import MessageHub
+
+    from mmseg_wsss.models.backbones.clip_vit import CLIPViT, surgery_forward
+    from mmseg_wsss.models.pseudo_labels import excel_affinity
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', 5)
+    model = _weclip(tmp_path)
+    assert model.clock() == 5  # training iterations (the default)
+    model.train_cfg['start_clock'] = 'forward'
+    model.eval()
+    with torch.no_grad():  # validation forwards count, as the reference
+        for _ in range(3):
+            model.predict(torch.randn(1, 3, 64, 64))
+    assert model.clock() == 3
+    assert 'forward_calls' in model.state_dict()  # resumes with the count
+    hub.update_info('iter', 0)
+    torch.manual_seed(0)
+    bb = CLIPViT(arch=None, img_size=64, patch_size=8, embed_dims=32,
+                 num_layers=4, num_heads=2, proj_dims=16, aux_layer=-2)
+    bb.init_weights()
+    bb.eval()
+    x = torch.randn(2, 3, 64, 64)
+    ex = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        ref = surgery_forward(bb, x, 2, ex)
+        chan = surgery_forward(bb, x, 2, ex, norm_axis='channels')
+        per = surgery_forward(bb, x, 2, ex, batch_mean=False)
+    torch.testing.assert_close(chan['feats'].norm(dim=-1),
+                               torch.ones(2, 65))
+    assert not torch.allclose(ref['feats'], chan['feats'])
+    assert not torch.allclose(ref['feats'], per['feats'])
+    f = torch.randn(2, 8, 4, 4)
+    assert not torch.allclose(excel_affinity(f, True),
+                              excel_affinity(f, False))

@@ -316,7 +316,9 @@ class CLIPViT(WSSSViT):
 
 
 def surgery_forward(bb: CLIPViT, x: Tensor, surgery_blocks: int = 5,
-                    ex_feats: Optional[Tensor] = None) -> dict:
+                    ex_feats: Optional[Tensor] = None,
+                    norm_axis: str = 'tokens',
+                    batch_mean: bool = True) -> dict:
     """ExCEL's dual-path forward of a CLIP tower (``clip.md`` §4.2), no grad
     needed by the callers.
 
@@ -330,10 +332,15 @@ def surgery_forward(bb: CLIPViT, x: Tensor, surgery_blocks: int = 5,
     cos)`` of the features with negative entries dropped; ``A`` summed over
     heads multiplies every head's v.
 
+    ``norm_axis``: ``'tokens'`` (the reference's CLIP-Surgery quirk: the
+    features divided by their norm over the token axis) or ``'channels'``
+    (each token a unit vector). ``batch_mean``: the LVC's ``mean cos`` over
+    the whole batch (the reference) or per image.
+
     Returns:
         dict: ``feats`` (B, 1 + N, D): ``ln_post`` and ``proj`` of the
         calibrated tokens (class token from the original stream), divided
-        by their norm over the **token** axis (the reference's quirk);
+        by their norm over ``norm_axis``;
         ``attns``: per block, the head mean (plain blocks) or the head sum
         of the original attention (surgery blocks), (B, 1 + N, 1 + N);
         ``levels``: each block's original-stream output as a map;
@@ -346,7 +353,8 @@ def surgery_forward(bb: CLIPViT, x: Tensor, surgery_blocks: int = 5,
     if ex_feats is not None:
         f = F.normalize(ex_feats.flatten(2), dim=1)
         s = f.transpose(1, 2) @ f
-        s = 3 * (s - s.mean())
+        s = 3 * (s - (s.mean() if batch_mean else
+                      s.mean((1, 2), keepdim=True)))
         s = s.masked_fill(s < 0, float('-inf'))
         lvc = torch.nan_to_num(s.softmax(-1))               # (B, N, N)
     xc = x
@@ -377,5 +385,6 @@ def surgery_forward(bb: CLIPViT, x: Tensor, surgery_blocks: int = 5,
         levels.append(bb._to_map(x, grid))
     xc = torch.cat([x[:, :1], xc[:, 1:]], 1)
     feats = bb.norm(xc) @ bb.proj
-    feats = feats / feats.norm(dim=1, keepdim=True)
+    feats = feats / feats.norm(dim=1 if norm_axis == 'tokens' else -1,
+                               keepdim=True)
     return dict(feats=feats, attns=attns, levels=levels, grid=grid)

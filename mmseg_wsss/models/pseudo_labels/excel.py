@@ -59,9 +59,11 @@ def feature_surgery_cams(feats: Tensor, text: Tensor,
     return s[:, 1:, :num_fg]
 
 
-def excel_affinity(feat: Tensor) -> Tensor:
+def excel_affinity(feat: Tensor, batch_mean: bool = True) -> Tensor:
     """(B, N, N) ``sigmoid(3 (cos(F) - mean(cos(F))))`` of (B, C, h, w)
-    decoder features (the mean over the whole batch, as the reference)."""
+    decoder features; the mean over the whole batch (``batch_mean``, the
+    reference) or per image."""
     f = F.normalize(feat.flatten(2), dim=1)
     cos = f.transpose(1, 2) @ f
-    return torch.sigmoid(3 * (cos - cos.mean()))
+    mean = cos.mean() if batch_mean else cos.mean((1, 2), keepdim=True)
+    return torch.sigmoid(3 * (cos - mean))

@@ -6,7 +6,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType, SampleList
 from torch import Tensor
 
-from ...utils import get_current_iter, stack_img_labels, valid_mask_of
+from ...utils import stack_img_labels, valid_mask_of
 from ..backbones.clip_vit import surgery_forward
 from ..pseudo_labels import par_refine
 from ..pseudo_labels.clip_es import (box_mask, caa_refine, minmax01,
@@ -70,12 +70,20 @@ class ExCEL(WeCLIP):
 
     Args:
         attribute_bank (str): The bank file (:func:`load_attribute_bank`).
+        train_cfg (dict): WeCLIP's keys and ``lvc_start_iter`` (14000),
+            ``aff_self_iter`` (24000), ``surgery_blocks`` (5),
+            ``attr_keep`` (0.9), ``feats_norm`` (``'tokens'``: the
+            reference's token-axis normalisation of the surgery features;
+            ``'channels'``), ``batch_mean`` (True: the LVC and the decoder
+            affinity subtract the batch's mean cosine, as the reference;
+            False: each image's).
         Others as :class:`WeCLIP`.
     """
 
     TRAIN_CFG = dict(rfm_start_iter=14000, lvc_start_iter=14000,
                      aff_self_iter=24000, surgery_blocks=5, attr_keep=0.9,
-                     rfm_last=6, box_thr=0.79)
+                     rfm_last=6, box_thr=0.79, feats_norm='tokens',
+                     batch_mean=True)
 
     def __init__(self,
                  backbone: dict,
@@ -102,9 +110,10 @@ class ExCEL(WeCLIP):
 
     def surgery(self, inputs: Tensor, ex_feats: Optional[Tensor] = None):
         with torch.no_grad():
+            cfg = self.train_cfg
             return surgery_forward(self.backbone, inputs,
-                                   int(self.train_cfg['surgery_blocks']),
-                                   ex_feats)
+                                   int(cfg['surgery_blocks']), ex_feats,
+                                   cfg['feats_norm'], cfg['batch_mean'])
 
     def forward_maps(self, inputs: Tensor) -> Dict[str, Tensor]:
         out = self.surgery(inputs)
@@ -120,7 +129,7 @@ class ExCEL(WeCLIP):
         gh, gw = clip['grid']
         maps = cams[i][:, present].t().reshape(len(present), gh, gw)
         attns = [a[i, 1:, 1:] for a in clip['attns']][-int(cfg['rfm_last']):]
-        if get_current_iter() >= cfg['rfm_start_iter']:
+        if self.clock() >= cfg['rfm_start_iter']:
             att, _ = rfm_select(attns, aff, len(attns), cfg['rfm_signed'])
         else:
             att = torch.stack(attns).mean(0)
@@ -154,11 +163,12 @@ class ExCEL(WeCLIP):
             inputs = inputs.get('weak', next(iter(inputs.values())))
         cfg = self.train_cfg
         labels = stack_img_labels(data_samples, self.num_classes)
-        it = get_current_iter()
+        self.forward_calls += 1
+        it = self.clock()
         clip = self.surgery(inputs)
         logits, feat = self.decode_head.forward_with_features(
             clip['levels'])
-        aff = excel_affinity(feat)
+        aff = excel_affinity(feat, cfg['batch_mean'])
         if it >= cfg['lvc_start_iter']:  # learned calibration: 2nd pass
             clip = dict(self.surgery(inputs, feat.detach()),
                         levels=clip['levels'])

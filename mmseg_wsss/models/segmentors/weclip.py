@@ -52,7 +52,9 @@ class WeCLIP(WSSSBaseSegmentor):
             off), ``aff_radius`` (8), ``aff_weight`` (0.1),
             ``cam_input_block`` (-1: GradCAM's last block reads the output
             of the block before it, as WeCLIP; -2 reads one block earlier,
-            WeCLIP+'s quirk).
+            WeCLIP+'s quirk), ``start_clock`` (``'iter'``: the start
+            iterations count training iterations; ``'forward'``: forward
+            calls, validation ones included, as the reference counts).
         test_cfg (dict): As :class:`WSSSBaseSegmentor` (``scales``,
             ``flip``, ``crf``).
     """
@@ -61,7 +63,8 @@ class WeCLIP(WSSSBaseSegmentor):
                      caa_blocks=8, box_thr=0.4, box_last_rule=True,
                      bg_power=1.0, logit_scale=100.0,
                      par=dict(num_iter=20, w1=0.3, w2=0.01),
-                     aff_radius=8, aff_weight=0.1, cam_input_block=-1)
+                     aff_radius=8, aff_weight=0.1, cam_input_block=-1,
+                     start_clock='iter')
 
     def __init__(self,
                  backbone: dict,
@@ -88,6 +91,22 @@ class WeCLIP(WSSSBaseSegmentor):
         self.num_classes = len(bank['fg'])
         self.build_decode_head(decode_head)
         self.setup_cfgs(train_cfg, test_cfg)
+        if self.train_cfg['start_clock'] not in ('iter', 'forward'):
+            raise ValueError("train_cfg.start_clock must be 'iter' or "
+                             f"'forward', got {self.train_cfg['start_clock']}")
+        # forward calls (training and validation), for start_clock='forward'
+        self.register_buffer('forward_calls',
+                             torch.zeros((), dtype=torch.long))
+
+    def clock(self) -> int:
+        """What the start iterations are compared with (``start_clock``)."""
+        if self.train_cfg['start_clock'] == 'forward':
+            return int(self.forward_calls)
+        return get_current_iter()
+
+    def predict(self, inputs, data_samples=None):
+        self.forward_calls += 1
+        return super().predict(inputs, data_samples)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -148,7 +167,7 @@ class WeCLIP(WSSSBaseSegmentor):
                                list(range(len(present))), grid,
                                float(cfg['logit_scale']))
         attns = [a[i, 1:, 1:] for a in clip['attns']]
-        if get_current_iter() >= cfg['rfm_start_iter']:
+        if self.clock() >= cfg['rfm_start_iter']:
             att, _ = rfm_select(attns, aff_seg, cfg['rfm_last'],
                                 cfg['rfm_signed'])
         else:
@@ -183,6 +202,7 @@ class WeCLIP(WSSSBaseSegmentor):
         if isinstance(inputs, dict):
             inputs = inputs.get('weak', next(iter(inputs.values())))
         cfg = self.train_cfg
+        self.forward_calls += 1
         labels = stack_img_labels(data_samples, self.num_classes)
         # 1. frozen CLIP
         clip = self.clip_pass(inputs)

@@ -6,7 +6,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType, SampleList
 from torch import Tensor
 
-from ...utils import get_current_iter, stack_img_labels, valid_mask_of
+from ...utils import stack_img_labels, valid_mask_of
 from ..backbones import build_wsss_backbone
 from ..losses.balanced_ce_loss import balanced_cross_entropy
 from ..losses.dice_loss import weclip_dice_loss
@@ -153,6 +153,7 @@ class WeCLIPPlus(WeCLIP):
         if isinstance(inputs, dict):
             inputs = inputs.get('weak', next(iter(inputs.values())))
         cfg = self.train_cfg
+        self.forward_calls += 1
         labels = stack_img_labels(data_samples, self.num_classes)
         # 1. frozen CLIP and DINOv2, shared decoder on both
         clip, seg_c, seg_d, feat = self.predictions(inputs)
@@ -170,7 +171,7 @@ class WeCLIPPlus(WeCLIP):
         ])
         up = F.interpolate(seg, size=size, mode='bilinear',
                            align_corners=False)
-        if get_current_iter() >= cfg['self_label_iter']:
+        if self.clock() >= cfg['self_label_iter']:
             conf, pred = up.detach().softmax(1).max(1)
             sure = conf > cfg['self_label_thr']
             pl[sure] = pred[sure]
