@@ -123,3 +123,41 @@ def test_start_clock_and_excel_normalisations_both_ways(tmp_path):
     f = torch.randn(2, 8, 4, 4)
     assert not torch.allclose(excel_affinity(f, True),
                               excel_affinity(f, False))
+
+
+def test_clip_es_crf_image_quirk_both_ways(tmp_path):
+    """--crf-image clip-es-reference: BGR minus the mean, negatives wrapped
+    (by hand), and the CRF sees another image than with rgb."""
+    import importlib.util
+    import os.path as osp
+
+    import cv2
+    import numpy as np
+
+    from .conftest import REPO
+    spec = importlib.util.spec_from_file_location(
+        'gpl', osp.join(REPO, 'tools', 'gen_pseudo_labels.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    bgr = np.array([[[100, 120, 130], [250, 0, 122]]], np.uint8)
+    got = tool.crf_reference_image(bgr)
+    # 100 - 104.008 = -4.008 -> -4 -> 252; 120 - 116.669 = 3.33 -> 3;
+    # 130 - 122.675 = 7.3 -> 7; 250 - 104.008 = 145.99 -> 145;
+    # 0 - 116.669 -> -116 -> 140; 122 - 122.675 = -0.675 -> 0
+    assert got.tolist() == [[[252, 3, 7], [145, 140, 0]]]
+    rng = np.random.RandomState(0)
+    img = (rng.rand(24, 32, 3) * 255).astype(np.uint8)
+    path = str(tmp_path / 'x.jpg')
+    cv2.imwrite(path, img)
+    probs = rng.rand(2, 24, 32).astype(np.float16)
+    tool._init_worker(dict(iterations=5))
+    out = {}
+    for mode in ('rgb', 'clip-es-reference'):
+        task = dict(out_path=str(tmp_path / f'{mode}.png'), gt_path=None,
+                    num_classes=2, palette=[0] * 768, probs=probs,
+                    channels=[0, 1], img_path=path, crf_image=mode)
+        tool.process_one(task)
+        out[mode] = np.array(__import__('PIL.Image').Image.open(
+            task['out_path']))
+    assert out['rgb'].shape == out['clip-es-reference'].shape == (24, 32)
+    assert not np.array_equal(out['rgb'], out['clip-es-reference'])

@@ -80,6 +80,12 @@ def parse_args():
     parser.add_argument('--source', choices=['cam', 'seg', 'own', 'an', 'on'],
                         default='cam')
     parser.add_argument('--crf', action='store_true', help='DenseCRF')
+    parser.add_argument('--crf-image', choices=['rgb', 'clip-es-reference'],
+                        default='rgb',
+                        help="the image the CRF's colour term sees: the RGB "
+                        "photo, or CLIP-ES's reference quirk (BGR minus "
+                        'its mean, cast to uint8 so negatives wrap; for '
+                        'faithfulness checks only)')
     parser.add_argument('--feat-refine', action='store_true',
                         help='propagate the maps over the backbone token '
                         'affinity (the config\'s test_cfg / train_cfg '
@@ -146,6 +152,17 @@ def _init_worker(crf_cfg):
     _CRF = DenseCRF(**crf_cfg) if crf_cfg is not None else None
 
 
+CLIP_ES_CRF_MEAN = (104.008, 116.669, 122.675)  # BGR
+
+
+def crf_reference_image(bgr: np.ndarray) -> np.ndarray:
+    """CLIP-ES's CRF image: the BGR photo minus its mean, cast to uint8
+    the way numpy casts floats (truncation, negatives wrapping modulo 256).
+    """
+    x = np.trunc(bgr.astype(np.float64) - np.asarray(CLIP_ES_CRF_MEAN))
+    return (x.astype(np.int64) % 256).astype(np.uint8)
+
+
 def _confusion(pred, gt, num_classes):
     keep = gt != 255
     return np.bincount(
@@ -168,7 +185,9 @@ def process_one(task):
     if task.get('probs') is not None:
         probs = task['probs'].astype(np.float32)
         if _CRF is not None:
-            img = cv2.imread(task['img_path'], cv2.IMREAD_COLOR)[..., ::-1]
+            img = cv2.imread(task['img_path'], cv2.IMREAD_COLOR)
+            img = crf_reference_image(img) if task.get('crf_image') == \
+                'clip-es-reference' else img[..., ::-1]
             probs = _CRF(np.ascontiguousarray(img), probs)
         label = np.asarray(task['channels'], np.uint8)[probs.argmax(0)]
         png = Image.fromarray(label, mode='P')
@@ -317,6 +336,7 @@ def main():
         checkpoint_sha256=(None if args.checkpoint == 'none' else
                            file_fingerprint(args.checkpoint)),
         source=args.source, crf=crf_cfg, scales=list(scales),
+        crf_image=args.crf_image if args.crf else None,
         flip=not args.no_flip, label_mask=not args.no_label_mask,
         bg_thr=bg_thr if args.source == 'cam' else None,
         model=model_cfg), default=str))
@@ -376,7 +396,8 @@ def main():
         return dict(out_path=out_path[i],
                     gt_path=infos[i]['seg_map_path'] if has_gt else None,
                     num_classes=num_classes, palette=palette, probs=probs,
-                    channels=channels, img_path=infos[i]['img_path'])
+                    channels=channels, img_path=infos[i]['img_path'],
+                    crf_image=args.crf_image)
 
     conf = np.zeros((num_classes, num_classes), np.int64)
 
