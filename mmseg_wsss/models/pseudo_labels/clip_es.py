@@ -4,6 +4,7 @@
 - :func:`softmax_gradcam`: GradCAM of ``softmax(scale * cos(image, text
   rows))[k]`` at the LayerNorm'd input of the last block, every present
   class in one batched backward (equal to the per-class loop);
+  :func:`clip_cam_fns` gives it a CLIP tower's last block and head;
 - :func:`sinkhorn_affinity`: class-aware attention affinity's transition
   matrix (column/row normalisation, symmetrise, square);
 - :func:`box_mask`: the boxes around a CAM's high part (with the
@@ -71,6 +72,24 @@ def softmax_gradcam(last_block: Callable[[Tensor], Tensor], tokens: Tensor,
     cam = cam.reshape(k, *grid)
     # the reference scales once per layer and once after aggregating
     return minmax01(minmax01(cam))
+
+
+def clip_cam_fns(backbone):
+    """The callables :func:`softmax_gradcam` needs for a :class:`CLIPViT`:
+    its last block run on given tokens with a given attention input, that
+    block's first LayerNorm, and CLIP-ES's image embedding (``ln_post`` of
+    the mean patch token, ``@ proj``)."""
+    blk = backbone.blocks[-1]
+
+    def last_block(x, a):
+        y, _ = blk.attn(a, with_attn=False)
+        x = x + blk.ls1(y)
+        return x + blk.ls2(blk.mlp(blk.norm2(x)))
+
+    def head(tokens):
+        return backbone.norm(tokens[:, 1:].mean(1)) @ backbone.proj
+
+    return last_block, blk.norm1, head
 
 
 def sinkhorn_affinity(attn: Tensor, rounds: int = 3,

@@ -8,9 +8,9 @@ from mmseg.utils import OptConfigType, OptSampleList, SampleList
 from torch import Tensor
 
 from ..backbones.clip_vit import CLIPViT
-from ..pseudo_labels.clip_es import (box_mask, caa_refine, clip_es_scores,
-                                     minmax01, sinkhorn_affinity,
-                                     softmax_gradcam)
+from ..pseudo_labels.clip_es import (box_mask, caa_refine, clip_cam_fns,
+                                     clip_es_scores, minmax01,
+                                     sinkhorn_affinity, softmax_gradcam)
 from ..utils.clip_text import load_text_bank
 from .base import WSSSBaseSegmentor, wsss_data_preprocessor
 
@@ -103,20 +103,6 @@ class CLIPES(WSSSBaseSegmentor):
                            'predict() inside image_labels_known()')
 
     # ------------------------------------------------------------ maps
-    def _last_block_fns(self):
-        bb = self.backbone
-        blk = bb.blocks[-1]
-
-        def last_block(x, a):
-            y, _ = blk.attn(a, with_attn=False)
-            x = x + blk.ls1(y)
-            return x + blk.ls2(blk.mlp(blk.norm2(x)))
-
-        def head(tokens):
-            return bb.norm(tokens[:, 1:].mean(1)) @ bb.proj
-
-        return last_block, blk.norm1, head
-
     def image_maps(self, img: Tensor, present: List[int]) -> Tensor:
         """(len(present), h, w) CLIP-ES maps of one (1, 3, H, W) image
         (H, W multiples of the patch size) at token resolution."""
@@ -131,7 +117,7 @@ class CLIPES(WSSSBaseSegmentor):
             _, attn = bb.blocks[-1](x, with_attn=True)
             attns.append(attn.mean(1)[0])
         text = torch.cat([self.fg_text[present], self.bg_text], 0).to(x)
-        last_block, norm1, head = self._last_block_fns()
+        last_block, norm1, head = clip_cam_fns(self.backbone)
         scale = float(cfg['logit_scale'])
         if cfg['batch_classes']:
             cams = softmax_gradcam(last_block, x, norm1, head, text,

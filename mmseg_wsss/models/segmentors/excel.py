@@ -8,9 +8,6 @@ from torch import Tensor
 
 from ...utils import stack_img_labels, valid_mask_of
 from ..backbones.clip_vit import surgery_forward
-from ..pseudo_labels import par_refine
-from ..pseudo_labels.clip_es import (box_mask, caa_refine, minmax01,
-                                     sinkhorn_affinity)
 from ..pseudo_labels.excel import (attribute_text_rows, excel_affinity,
                                    feature_surgery_cams)
 from ..pseudo_labels.weclip import (affinity_loss, affinity_targets,
@@ -133,29 +130,7 @@ class ExCEL(WeCLIP):
             att, _ = rfm_select(attns, aff, len(attns), cfg['rfm_signed'])
         else:
             att = torch.stack(attns).mean(0)
-        trans = sinkhorn_affinity(att)
-        maps = torch.stack([
-            caa_refine(m, trans, box_mask(m, cfg['box_thr'],
-                                          cfg['box_last_rule']))
-            for m in maps
-        ])
-        maps = minmax01(F.interpolate(maps[None], size=(h, w),
-                                      mode='bilinear',
-                                      align_corners=False)[0])
-        bg = (1 - maps.max(0, keepdim=True)[0]).clamp(min=0) \
-            ** float(cfg['bg_power'])
-        scores = torch.cat([bg, maps], 0)[None]
-        if cfg.get('par'):
-            small = F.interpolate(img[None], scale_factor=0.5,
-                                  mode='bilinear', align_corners=False)
-            s = F.interpolate(scores, size=small.shape[-2:],
-                              mode='bilinear', align_corners=False)
-            scores = F.interpolate(par_refine(small, s, **cfg['par']),
-                                   size=(h, w), mode='bilinear',
-                                   align_corners=False)
-        keys = torch.tensor([0] + [k + 1 for k in present],
-                            device=img.device)
-        return keys[scores[0].argmax(0)]
+        return self.maps_to_label(img, maps, att, present, size)
 
     def loss(self, inputs, data_samples: SampleList) -> dict:
         """One ExCEL iteration (see the class docstring)."""

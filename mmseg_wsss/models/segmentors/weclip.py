@@ -9,8 +9,9 @@ from torch import Tensor
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
 from ..backbones.clip_vit import CLIPViT
 from ..pseudo_labels import par_refine
-from ..pseudo_labels.clip_es import (box_mask, caa_refine, minmax01,
-                                     sinkhorn_affinity, softmax_gradcam)
+from ..pseudo_labels.clip_es import (box_mask, caa_refine, clip_cam_fns,
+                                     minmax01, sinkhorn_affinity,
+                                     softmax_gradcam)
 from ..pseudo_labels.weclip import (affinity_loss, affinity_targets,
                                     rfm_select)
 from ..utils.clip_text import load_text_bank
@@ -135,20 +136,6 @@ class WeCLIP(WSSSBaseSegmentor):
         return dict(seg=self.decode_head(clip['levels']))
 
     # ------------------------------------------------------------ labels
-    def _cam_fns(self):
-        bb = self.backbone
-        blk = bb.blocks[-1]
-
-        def last_block(x, a):
-            y, _ = blk.attn(a, with_attn=False)
-            x = x + blk.ls1(y)
-            return x + blk.ls2(blk.mlp(blk.norm2(x)))
-
-        def head(tokens):
-            return bb.norm(tokens[:, 1:].mean(1)) @ bb.proj
-
-        return last_block, blk.norm1, head
-
     def pseudo_label(self, img: Tensor, clip: dict, i: int,
                      present: List[int], aff_seg: Tensor,
                      size) -> Tensor:
@@ -162,7 +149,7 @@ class WeCLIP(WSSSBaseSegmentor):
         tokens = clip['ins'][len(self.backbone.blocks) - 1 +
                              cfg['cam_input_block'] + 1][i:i + 1]
         text = torch.cat([self.fg_text[present], self.bg_text], 0).to(tokens)
-        last_block, norm1, head = self._cam_fns()
+        last_block, norm1, head = clip_cam_fns(self.backbone)
         cams = softmax_gradcam(last_block, tokens, norm1, head, text,
                                list(range(len(present))), grid,
                                float(cfg['logit_scale']))
@@ -172,11 +159,23 @@ class WeCLIP(WSSSBaseSegmentor):
                                 cfg['rfm_signed'])
         else:
             att = torch.stack(attns[-int(cfg['caa_blocks']):]).mean(0)
+        return self.maps_to_label(img, cams, att, present, size)
+
+    def maps_to_label(self, img: Tensor, cams: Tensor, att: Tensor,
+                      present: List[int], size,
+                      boxes: bool = True) -> Tensor:
+        """The shared tail of the CLIP methods' pseudo-labels: each (h, w)
+        map of ``cams`` propagated over the Sinkhorn affinity of ``att``
+        inside its boxes (the whole map with ``boxes=False``), min-max
+        scaled, resized to ``size``; background ``(1 - max)^bg_power``;
+        PAR on the image; argmax to class keys (0, k + 1)."""
+        cfg = self.train_cfg
+        h, w = size
         trans = sinkhorn_affinity(att)
         cams = torch.stack([
-            caa_refine(c, trans, box_mask(c, cfg['box_thr'],
-                                          cfg['box_last_rule']))
-            for c in cams
+            caa_refine(c, trans,
+                       box_mask(c, cfg['box_thr'], cfg['box_last_rule'])
+                       if boxes else torch.ones_like(c)) for c in cams
         ])
         cams = minmax01(F.interpolate(cams[None], size=(h, w),
                                       mode='bilinear',
@@ -189,8 +188,8 @@ class WeCLIP(WSSSBaseSegmentor):
                                   mode='bilinear', align_corners=False)
             s = F.interpolate(scores, size=small.shape[-2:],
                               mode='bilinear', align_corners=False)
-            s = par_refine(small, s, **cfg['par'])
-            scores = F.interpolate(s, size=(h, w), mode='bilinear',
+            scores = F.interpolate(par_refine(small, s, **cfg['par']),
+                                   size=(h, w), mode='bilinear',
                                    align_corners=False)
         keys = torch.tensor([0] + [k + 1 for k in present],
                             device=img.device)

@@ -10,9 +10,7 @@ from ...utils import stack_img_labels, valid_mask_of
 from ..backbones import build_wsss_backbone
 from ..losses.balanced_ce_loss import balanced_cross_entropy
 from ..losses.dice_loss import weclip_dice_loss
-from ..pseudo_labels import par_refine
-from ..pseudo_labels.clip_es import (box_mask, caa_refine, minmax01,
-                                     sinkhorn_affinity, softmax_gradcam)
+from ..pseudo_labels.clip_es import clip_cam_fns, softmax_gradcam
 from ..pseudo_labels.weclip import (affinity_loss, affinity_targets,
                                     rfm_select)
 from .weclip import WeCLIP
@@ -114,7 +112,7 @@ class WeCLIPPlus(WeCLIP):
         tokens = clip['ins'][len(self.backbone.blocks) - 1 +
                              cfg['cam_input_block'] + 1][i:i + 1]
         text = torch.cat([self.fg_text[present], self.bg_text], 0).to(tokens)
-        last_block, norm1, head = self._cam_fns()
+        last_block, norm1, head = clip_cam_fns(self.backbone)
         cams = softmax_gradcam(last_block, tokens, norm1, head, text,
                                list(range(len(present))), grid,
                                float(cfg['logit_scale']))
@@ -122,30 +120,8 @@ class WeCLIPPlus(WeCLIP):
         attns = [a[i, 1:, 1:] for a in clip['attns']]
         att, _ = rfm_select(attns, aff_seg, cfg['rfm_last'],
                             cfg['rfm_signed'])
-        trans = sinkhorn_affinity(att)
-        cams = torch.stack([
-            caa_refine(c, trans, box_mask(c, cfg['box_thr'],
-                                          cfg['box_last_rule'])
-                       if cfg['box_with_prior'] else torch.ones_like(c))
-            for c in cams
-        ])
-        cams = minmax01(F.interpolate(cams[None], size=(h, w),
-                                      mode='bilinear',
-                                      align_corners=False)[0])
-        bg = (1 - cams.max(0, keepdim=True)[0]).clamp(min=0) \
-            ** float(cfg['bg_power'])
-        scores = torch.cat([bg, cams], 0)[None]
-        if cfg.get('par'):
-            small = F.interpolate(img[None], scale_factor=0.5,
-                                  mode='bilinear', align_corners=False)
-            s = F.interpolate(scores, size=small.shape[-2:],
-                              mode='bilinear', align_corners=False)
-            scores = F.interpolate(par_refine(small, s, **cfg['par']),
-                                   size=(h, w), mode='bilinear',
-                                   align_corners=False)
-        keys = torch.tensor([0] + [k + 1 for k in present],
-                            device=img.device)
-        return keys[scores[0].argmax(0)]
+        return self.maps_to_label(img, cams, att, present, size,
+                                  boxes=cfg['box_with_prior'])
 
     # ------------------------------------------------------------ training
     def loss(self, inputs, data_samples: SampleList) -> dict:
