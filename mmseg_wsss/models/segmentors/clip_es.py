@@ -15,8 +15,35 @@ from ..utils.clip_text import load_text_bank
 from .base import WSSSBaseSegmentor, wsss_data_preprocessor
 
 
+class FrozenCLIPMixin:
+    """A frozen :class:`CLIPViT` and the class text rows of a
+    ``tools/clip_text_embeddings.py`` file, for the CLIP methods."""
+
+    def setup_frozen_clip(self, backbone: dict, text_embeddings: str):
+        """Build ``self.backbone`` (a CLIPViT, every parameter frozen) and
+        the ``fg_text`` / ``bg_text`` buffers; set ``num_classes``.
+
+        Raises:
+            TypeError: when the backbone is no CLIPViT.
+        """
+        self.backbone = MODELS.build(backbone)
+        if not isinstance(self.backbone, CLIPViT):
+            raise TypeError(f'{type(self).__name__} needs backbone=dict('
+                            f"type='CLIPViT', ...), got "
+                            f'{type(self.backbone).__name__}')
+        for p in self.backbone.parameters():
+            p.requires_grad = False
+        self.patch_size = self.backbone.patch_size
+        self.text_embeddings = text_embeddings
+        bank = load_text_bank(text_embeddings,
+                              dims=self.backbone.proj.shape[1])
+        self.register_buffer('fg_text', bank['fg'], persistent=False)
+        self.register_buffer('bg_text', bank['bg'], persistent=False)
+        self.num_classes = len(bank['fg'])
+
+
 @MODELS.register_module()
-class CLIPES(WSSSBaseSegmentor):
+class CLIPES(FrozenCLIPMixin, WSSSBaseSegmentor):
     """CLIP-ES: training-free pseudo-masks from a frozen CLIP and class text
     (``clip.md`` §1; Lin et al., CVPR 2023).
 
@@ -66,19 +93,7 @@ class CLIPES(WSSSBaseSegmentor):
         super().__init__(
             data_preprocessor=wsss_data_preprocessor(data_preprocessor),
             init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-        if not isinstance(self.backbone, CLIPViT):
-            raise TypeError(f'CLIP-ES needs backbone=dict(type=\'CLIPViT\', '
-                            f'...), got {type(self.backbone).__name__}')
-        for p in self.backbone.parameters():
-            p.requires_grad = False
-        self.patch_size = self.backbone.patch_size
-        self.text_embeddings = text_embeddings
-        bank = load_text_bank(text_embeddings,
-                              dims=self.backbone.proj.shape[1])
-        self.register_buffer('fg_text', bank['fg'], persistent=False)
-        self.register_buffer('bg_text', bank['bg'], persistent=False)
-        self.num_classes = len(bank['fg'])
+        self.setup_frozen_clip(backbone, text_embeddings)
         self.decode_head = None
         if train_cfg:
             raise ValueError('CLIP-ES is training-free: remove train_cfg')

@@ -7,19 +7,18 @@ from mmseg.utils import OptConfigType, SampleList
 from torch import Tensor
 
 from ...utils import get_current_iter, stack_img_labels, valid_mask_of
-from ..backbones.clip_vit import CLIPViT
 from ..pseudo_labels import par_refine
 from ..pseudo_labels.clip_es import (box_mask, caa_refine, clip_cam_fns,
                                      minmax01, sinkhorn_affinity,
                                      softmax_gradcam)
 from ..pseudo_labels.weclip import (affinity_loss, affinity_targets,
                                     rfm_select)
-from ..utils.clip_text import load_text_bank
 from .base import WSSSBaseSegmentor, wsss_data_preprocessor
+from .clip_es import FrozenCLIPMixin
 
 
 @MODELS.register_module()
-class WeCLIP(WSSSBaseSegmentor):
+class WeCLIP(FrozenCLIPMixin, WSSSBaseSegmentor):
     """WeCLIP: frozen CLIP + a light decoder, single stage (Zhang et al.,
     CVPR 2024; ``clip.md`` §2).
 
@@ -78,18 +77,7 @@ class WeCLIP(WSSSBaseSegmentor):
         super().__init__(
             data_preprocessor=wsss_data_preprocessor(data_preprocessor),
             init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-        if not isinstance(self.backbone, CLIPViT):
-            raise TypeError('WeCLIP needs backbone=dict(type=\'CLIPViT\', '
-                            f'...), got {type(self.backbone).__name__}')
-        for p in self.backbone.parameters():
-            p.requires_grad = False
-        self.patch_size = self.backbone.patch_size
-        bank = load_text_bank(text_embeddings,
-                              dims=self.backbone.proj.shape[1])
-        self.register_buffer('fg_text', bank['fg'], persistent=False)
-        self.register_buffer('bg_text', bank['bg'], persistent=False)
-        self.num_classes = len(bank['fg'])
+        self.setup_frozen_clip(backbone, text_embeddings)
         self.build_decode_head(decode_head)
         self.setup_cfgs(train_cfg, test_cfg)
         if self.train_cfg['start_clock'] not in ('iter', 'forward'):
