@@ -64,6 +64,7 @@ from mmseg_wsss.utils import (add_trust_argument, apply_trust_arguments,
                               close_distributed, init_trained_model,
                               setup_cpu_distributed)
 from mmseg_wsss.utils.checkpoint import sha256_file
+from mmseg_wsss.utils.run_guard import write_atomic
 from mmseg_wsss.utils.workers import WorkerPool, interruptible
 from mmseg_wsss.visualization import refine_setting
 
@@ -252,17 +253,6 @@ def iou_table(conf, classes):
         c: (None if np.isnan(v) else round(float(v) * 100, 2))
         for c, v in zip(classes, iou)
     }
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename:
-    readers see the old file or the whole new one, never a part."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def file_fingerprint(path: str) -> str:
