@@ -13,7 +13,7 @@ from mmseg.registry import DATASETS, MODELS
 from PIL import Image
 
 from mmseg_wsss.evaluation import DenseCRF, cam_probs
-from mmseg_wsss.utils.benchmark import (make_batch, run_benchmark,
+from mmseg_wsss.apis.benchmark import (make_batch, run_benchmark,
                                         supervised_model_cfg)
 
 from .conftest import REPO, free_port, tiny_cam_model_cfg
@@ -471,7 +471,7 @@ def test_benchmark_reports_both_models_and_their_ratio():
 def test_benchmark_never_loads_pretrained_weights():
     """The GPU check benchmarks configs whose weights (a local file, a
     model-zoo URL) are not there: the benchmark drops every source."""
-    from mmseg_wsss.utils.benchmark import without_pretrained
+    from mmseg_wsss.apis.benchmark import without_pretrained
     for path in ('configs/cosa/cosa_vitb_voc.py',
                  'configs/cosa/cosa_swin-b_voc.py'):
         cfg = Config.fromfile(osp.join(REPO, path))
@@ -488,7 +488,7 @@ def test_flop_counter_counts_fused_cpu_attention_like_explicit():
     the fused CUDA kernels (torch registers none for the CPU one, which
     would count 0): its forward is the explicit matmuls' forward, its
     backward one matmul more (it recomputes QK^T)."""
-    from mmseg_wsss.utils.benchmark import flop_counter
+    from mmseg_wsss.apis.benchmark import flop_counter
     q, k, v = (torch.randn(2, 3, 10, 8, requires_grad=True)
                for _ in range(3))
     with flop_counter() as fused:
@@ -633,7 +633,7 @@ def test_export_two_processes_equals_one(export_setup):
 
 
 def test_dynamic_threshold_benchmark_reports_both_fits():
-    from mmseg_wsss.utils.benchmark import bench_dynamic_threshold
+    from mmseg_wsss.apis.benchmark import bench_dynamic_threshold
     res = bench_dynamic_threshold(sizes=(10_000, 100_000), calls=2)
     for fit in ('samples', 'histogram'):
         assert set(res[fit]) == {10_000, 100_000, 'ratio_100k_10k'}

@@ -11,7 +11,7 @@ over FLOPs of the supervised step), so a ratio reads "measured / ideal".
 
 Batches are synthetic (random pixels and labels, the config's crop size), so
 no dataset is needed; the step counts past the model's warm-up (pseudo-label
-passes and all losses run). See ``mmseg_wsss/utils/benchmark.py`` for how
+passes and all losses run). See ``mmseg_wsss/apis/benchmark.py`` for how
 memory is measured.
 """
 import argparse
@@ -26,7 +26,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import mmseg_wsss  # noqa: F401
-from mmseg_wsss.utils.benchmark import bench_dynamic_threshold, run_benchmark
+from mmseg_wsss.apis.benchmark import bench_dynamic_threshold, run_benchmark
 
 
 def parse_args():
