@@ -169,5 +169,13 @@ def make_toy_voc(out_dir: str,
 
 @DATASETS.register_module()
 class WSSSToyDataset(WSSSDataset):
-    """The synthetic set written by :func:`make_toy_voc` (4 classes)."""
+    """The synthetic set written by :func:`make_toy_voc` (4 classes).
+
+    Example:
+        >>> dataset = dict(
+        ...     type='WSSSToyDataset', data_root='data/toy_voc',
+        ...     ann_file='ImageSets/Segmentation/train.txt',
+        ...     data_prefix=dict(img_path='JPEGImages',
+        ...                      seg_map_path='SegmentationClass'))
+    """
     METAINFO = dict(classes=TOY_CLASSES, palette=_palette(len(TOY_CLASSES)))

@@ -332,6 +332,14 @@ class WSSSDataset(BaseSegDataset):
             image, mask or label file, a label vector of the wrong length, an
             id missing from the label file or a mask with values outside
             0..K and 255; the message names the file.
+
+    Example:
+        >>> dataset = dict(
+        ...     type='WSSSDataset', data_root='data/my_set',
+        ...     metainfo=dict(classes=('background', 'cat', 'dog')),
+        ...     ann_file='train.txt', cls_labels_file='cls_labels.json',
+        ...     data_prefix=dict(img_path='JPEGImages',
+        ...                      seg_map_path='SegmentationClass'))
     """
 
     def __init__(self,
@@ -500,6 +508,14 @@ class WSSSVOCDataset(WSSSDataset):
     ``cls_labels_file='cls_labels.npy'`` (the 20-vector dict public WSSS
     codes ship), ``data_prefix=dict(img_path='JPEGImages',
     seg_map_path='SegmentationClassAug')``.
+
+    Example:
+        >>> dataset = dict(
+        ...     type='WSSSVOCDataset', data_root='data/VOCdevkit/VOC2012',
+        ...     ann_file='ImageSets/Segmentation/train_aug.txt',
+        ...     cls_labels_file='cls_labels.npy',
+        ...     data_prefix=dict(img_path='JPEGImages',
+        ...                      seg_map_path='SegmentationClassAug'))
     """
     METAINFO = PascalVOCDataset.METAINFO
 
@@ -542,6 +558,13 @@ class WSSSCOCODataset(WSSSDataset):
     ``SegmentationClass/{train2014,val2014}/<id>.png`` (values 0..80, 255)
     and an 80-vector ``cls_labels.npy``; ids like
     ``COCO_train2014_000000000009``.
+
+    Example:
+        >>> dataset = dict(
+        ...     type='WSSSCOCODataset', data_root='data/coco',
+        ...     ann_file='train.txt', cls_labels_file='cls_labels.npy',
+        ...     data_prefix=dict(img_path='JPEGImages/train2014',
+        ...                      seg_map_path='SegmentationClass/train2014'))
     """
     METAINFO = dict(
         classes=('background', ) + COCO_CLASSES, palette=_palette(81))

@@ -30,7 +30,15 @@ def _seg_keys(results: dict) -> list:
 @TRANSFORMS.register_module()
 class RandomRescale(BaseTransform):
     """Rescale the image (and its mask) by a factor drawn uniformly from
-    ``ratio_range``, relative to its own size (ToCo/CoSA: 0.5-2.0)."""
+    ``ratio_range``, relative to its own size (ToCo/CoSA: 0.5-2.0).
+
+    Args:
+        ratio_range (tuple[float, float]): Range of the scale factor.
+            Defaults to (0.5, 2.0).
+
+    Example:
+        >>> dict(type='RandomRescale', ratio_range=(0.5, 2.0))
+    """
 
     def __init__(self, ratio_range: Tuple[float, float] = (0.5, 2.0)):
         if not 0 < ratio_range[0] <= ratio_range[1]:
@@ -62,6 +70,15 @@ class RandomCropPad(BaseTransform):
     the crop size (image ``pad_val``, mask ``seg_pad_val``), then a random
     crop is taken. ``results['valid_mask']`` (uint8, 1 = pixel from the
     image) records which pixels are real; the packed sample carries it.
+
+    Args:
+        crop_size (int | tuple[int, int]): Output (h, w).
+        pad_val (float): Image padding value. Defaults to 0.
+        seg_pad_val (int): Mask padding value (ignored in losses and
+            metrics). Defaults to 255.
+
+    Example:
+        >>> dict(type='RandomCropPad', crop_size=(448, 448))
     """
 
     def __init__(self,
@@ -102,7 +119,16 @@ class RandomCropPad(BaseTransform):
 @TRANSFORMS.register_module()
 class RandomGaussianBlur(BaseTransform):
     """Gaussian blur with probability ``prob`` and sigma drawn uniformly from
-    ``sigma_range``."""
+    ``sigma_range``.
+
+    Args:
+        prob (float): Probability of blurring. Defaults to 0.5.
+        sigma_range (tuple[float, float]): Range of the Gaussian sigma in
+            pixels. Defaults to (0.1, 2.0).
+
+    Example:
+        >>> dict(type='RandomGaussianBlur', prob=0.5)
+    """
 
     def __init__(self, prob: float = 0.5,
                  sigma_range: Tuple[float, float] = (0.1, 2.0)):
@@ -148,6 +174,19 @@ class StrongPhotometricView(BaseTransform):
     ``min(int(25.6 m), 255)``; enhance factor ``0.1 + 0.18 m``; posterize
     bits ``4 - int(0.4 m)``. The result goes to ``results[out_key]``; the
     two views stay pixel-aligned (no geometric change).
+
+    Args:
+        ops (Sequence[str]): Names of the ops to draw from (all nine by
+            default; an unknown name is refused).
+        magnitude_range (tuple[int, int]): Integer magnitude range.
+            Defaults to (1, 9).
+        out_key (str): Result key of the strong view. Defaults to
+            ``'img_strong'`` (what :class:`PackWSSSInputs` packs).
+
+    Example:
+        >>> dict(type='StrongPhotometricView',
+        ...      ops=('identity', 'autocontrast', 'sharpness', 'color',
+        ...           'contrast', 'posterize'), magnitude_range=(3, 7))
     """
 
     def __init__(self,

@@ -23,6 +23,15 @@ class PackWSSSInputs(PackSegInputs):
     - ``data_sample.valid_mask``: PixelData (1, H, W) uint8, 1 = image pixel;
     - ``data_sample.gt_sem_seg`` when a mask was loaded (evaluation only:
       WSSS models never train on it).
+
+    Args:
+        meta_keys (tuple[str]): Meta information copied into each data
+            sample, as in :class:`PackSegInputs`.
+
+    Example:
+        >>> train_pipeline = [dict(type='LoadImageFromFile'),
+        ...                   dict(type='RandomCropPad', crop_size=448),
+        ...                   dict(type='PackWSSSInputs')]
     """
 
     def __init__(self,

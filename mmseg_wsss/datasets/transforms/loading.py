@@ -13,6 +13,11 @@ class LoadWSSSAnnotations(LoadAnnotations):
     usual sign of an RGB-coloured mask or of a mask from another dataset,
     and when the mask's size differs from its image's (``ori_shape``, set
     by ``LoadImageFromFile``), naming both files.
+
+    Example:
+        >>> test_pipeline = [dict(type='LoadImageFromFile'),
+        ...                  dict(type='LoadWSSSAnnotations'),
+        ...                  dict(type='PackWSSSInputs')]
     """
 
     def transform(self, results: dict) -> dict:

@@ -11,6 +11,12 @@ class AssignmentNetEMAHook(Hook):
     the model's ``momentum``; ``interval`` > 1 updates less often). A hook
     rather than ``train_step``: under DDP mmengine's wrapper runs its own
     ``train_step`` and would bypass the model's.
+
+    Args:
+        interval (int): Update every ``interval`` iterations. Defaults to 1.
+
+    Example:
+        >>> custom_hooks = [dict(type='AssignmentNetEMAHook')]
     """
     priority = 'ABOVE_NORMAL'
 

@@ -51,6 +51,9 @@ class NonFiniteCheckHook(Hook):
             fused norm over them). Defaults to True.
         amp_patience (int): Consecutive non-finite AMP iterations tolerated.
             Defaults to 20.
+
+    Example:
+        >>> default_hooks = dict(non_finite=dict(type='NonFiniteCheckHook'))
     """
 
     priority = 'VERY_HIGH'

@@ -79,6 +79,9 @@ class RNGStateHook(Hook):
     Args:
         isolate_val (bool): Restore the RNG states after each validation.
             Defaults to True.
+
+    Example:
+        >>> default_hooks = dict(rng_state=dict(type='RNGStateHook'))
     """
 
     priority = 89  # right before CheckpointHook (VERY_LOW = 90)

@@ -25,6 +25,11 @@ class TrainableOnlyOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     removes them. Same ``paramwise_cfg`` as the default. Instead of one
     warning per frozen parameter (about 150 for a ViT-B CoSA) it logs one
     line counting them per top-level module; other warnings are kept.
+
+    Example:
+        >>> optim_wrapper = dict(
+        ...     type='OptimWrapper', optimizer=dict(type='AdamW', lr=6e-5),
+        ...     constructor='TrainableOnlyOptimWrapperConstructor')
     """
 
     def __call__(self, model) -> OptimWrapper:

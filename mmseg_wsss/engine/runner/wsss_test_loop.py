@@ -47,6 +47,10 @@ class WSSSTestLoop(TestLoop):
         max_pending (int, optional): Batches in flight before the loop
             waits (bounds the memory of queued probabilities). Default
             ``2 * crf_workers``.
+
+    Example:
+        >>> test_cfg = dict(type='WSSSTestLoop', crf_workers=8)
+        >>> model = dict(test_cfg=dict(crf=True))
     """
 
     def __init__(self,

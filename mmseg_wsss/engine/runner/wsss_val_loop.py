@@ -28,6 +28,15 @@ class WSSSValLoop(ValLoop):
     classes, ~1.5 instead of K backward passes per image on VOC). Leave it
     False (default) for any label-free metric.
 
+    Args:
+        runner (Runner): The runner.
+        dataloader (DataLoader | dict): The val dataloader.
+        evaluator (Evaluator | dict | list): The val evaluator.
+        fp16 (bool): Validate under autocast. Defaults to False.
+        extra_evals (Sequence[dict]): ``dict(name, dataloader, evaluator,
+            image_labels_known=False)`` entries evaluated in the same
+            validation. Defaults to ().
+
     Example::
 
         val_cfg = dict(

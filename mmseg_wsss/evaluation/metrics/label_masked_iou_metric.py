@@ -17,6 +17,11 @@ class LabelMaskedIoUMetric(IoUMetric):
 
     Arguments as :class:`mmseg.evaluation.IoUMetric`; results are prefixed
     ``label_masked/`` by default.
+
+    Example:
+        >>> val_evaluator = [
+        ...     dict(type='IoUMetric', iou_metrics=['mIoU']),
+        ...     dict(type='LabelMaskedIoUMetric', iou_metrics=['mIoU'])]
     """
     default_prefix = 'label_masked'
 

@@ -103,6 +103,12 @@ class PseudoMaskMetric(BaseMetric):
     Returns (from :meth:`compute_metrics`): ``mIoU`` (best, in %) and
     ``bg_thr`` (its threshold), and ``own_mIoU`` with ``pseudo_scores``; the
     whole sweep and the per-class IoUs are printed to the log.
+
+    Example:
+        >>> val_cfg = dict(type='WSSSValLoop', extra_evals=[dict(
+        ...     name='train', dataloader=train_eval_dataloader,
+        ...     evaluator=dict(type='PseudoMaskMetric'),
+        ...     image_labels_known=True)])
     """
     default_prefix = 'cam'
 

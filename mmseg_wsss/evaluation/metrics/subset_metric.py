@@ -54,6 +54,12 @@ class SubsetMetric(BaseMetric):
         subsets (dict): ``name -> ids``: a list of image ids or the path of
             a text file with one id per line.
         whole (bool): Also report the whole set (default True).
+
+    Example:
+        >>> halves = dict(select='select.txt', report='report.txt')
+        >>> val_evaluator = [dict(type='SubsetMetric', subsets=halves,
+        ...                       metric=dict(type='IoUMetric',
+        ...                                   iou_metrics=['mIoU']))]
     """
 
     def __init__(self,

@@ -243,7 +243,16 @@ class WSSSDecodeInputs(nn.Module):
     returns exactly the maps the WSSS model's decode head reads
     (``backbone.wsss.decode``): lets mmseg's ``EncoderDecoder`` run the same
     backbone and decode head (``tools/benchmark.py``'s supervised
-    reference)."""
+    reference).
+
+    Args:
+        backbone (dict): A WSSS backbone config (``WSSSViT``, ``CLIPViT`` or
+            any backbone with ``backbone.wsss``).
+
+    Example:
+        >>> backbone = dict(type='WSSSDecodeInputs', backbone=dict(
+        ...     type='WSSSViT', embed_dims=192, num_layers=4, num_heads=3))
+    """
 
     def __init__(self, backbone: dict):
         super().__init__()

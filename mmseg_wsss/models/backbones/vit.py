@@ -275,6 +275,11 @@ class WSSSViT(BaseModule):
             -1 (default) trains everything.
         pretrained (str, optional): timm-layout checkpoint loaded strictly
             by :meth:`init_weights`.
+
+    Example:
+        >>> backbone = dict(type='WSSSViT', embed_dims=768, num_layers=12,
+        ...                 num_heads=12, drop_path_rate=0.1,
+        ...                 pretrained='pretrain/vit_base_patch16_224.pth')
     """
 
     #: gives attention maps and the class token (ACR, GETAM)

@@ -22,6 +22,14 @@ class WSSSDataPreprocessor(SegDataPreProcessor):
     padding to ``size`` or a multiple of ``size_divisor``.
 
     Arguments are those of :class:`mmseg.models.SegDataPreProcessor`.
+
+    Every view (``weak`` / ``strong``) is normalised and padded
+    identically; ``valid_mask`` is padded with 0 (padding is never image).
+
+    Example:
+        >>> data_preprocessor = dict(
+        ...     type='WSSSDataPreprocessor', mean=[123.675, 116.28, 103.53],
+        ...     std=[58.395, 57.12, 57.375], bgr_to_rgb=True, size_divisor=16)
     """
 
     def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:

@@ -49,6 +49,10 @@ class CAMHead(BaseModule):
         topk_ratio (float): Fraction of tokens averaged by ``'topk'``.
         loss_cls (dict): Image-level loss. Defaults to multi-label soft
             margin.
+
+    Example:
+        >>> cam_head = dict(type='CAMHead', in_channels=768, num_classes=20,
+        ...                 pool='gmp')
     """
 
     def __init__(self,

@@ -18,6 +18,10 @@ class ClsTokenHead(BaseModule):
         bias (bool): Linear bias. Default True.
         loss_cls (dict): Image-level loss; default multi-label soft margin
             named ``loss_cls_token``.
+
+    Example:
+        >>> token_head = dict(type='ClsTokenHead', in_channels=768,
+        ...                   num_classes=20)
     """
 
     def __init__(self,

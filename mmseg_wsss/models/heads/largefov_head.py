@@ -15,6 +15,10 @@ class LargeFOVHead(BaseDecodeHead):
         dilation (int): Dilation of both 3x3 convs. Defaults to 5.
         Other arguments as :class:`BaseDecodeHead` (``channels`` = 512 in
         the papers; ``num_classes`` includes background).
+
+    Example:
+        >>> decode_head = dict(type='LargeFOVHead', in_channels=768,
+        ...                    channels=512, dilation=5, num_classes=21)
     """
 
     def __init__(self, dilation: int = 5, **kwargs):

@@ -30,6 +30,10 @@ class AdaptiveKPooling(nn.Module):
         criterion (str): ``'difference'`` (default) or ``'ratio'``.
         rho (float): Ratio threshold for ``'ratio'``. Default 0.8.
         mode (str): ``'akp'`` (default), ``'max'``, ``'avg'`` or ``'topk'``.
+
+    Example:
+        >>> pooling = dict(type='AdaptiveKPooling', mode='akp', k_max=6,
+        ...                delta=0.2, criterion='difference')
     """
 
     def __init__(self,
@@ -97,6 +101,10 @@ class HVBiLSTM(nn.Module):
         in_channels (int): C.
         hidden (int): Hidden size per direction. Default 192 (4 x 192 = 768).
         dropout (float): Default 0.2.
+
+    Example:
+        >>> refiner = dict(type='HVBiLSTM', in_channels=768, hidden=192,
+        ...                dropout=0.2)
     """
 
     def __init__(self, in_channels: int, hidden: int = 192,
@@ -134,6 +142,12 @@ class PatchClassifierHead(BaseModule):
         pooling (dict): :class:`AdaptiveKPooling` arguments.
         loss_weight_l2 (float): Weight of ``||W||^2`` (``loss_l2``).
             Default 0.01.
+
+    Example:
+        >>> patch_head = dict(
+        ...     type='PatchClassifierHead', in_channels=768, num_classes=20,
+        ...     refiner=dict(type='HVBiLSTM', hidden=192, dropout=0.2),
+        ...     pooling=dict(mode='akp', k_max=6, delta=0.2))
     """
 
     def __init__(self,

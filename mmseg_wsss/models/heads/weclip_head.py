@@ -133,6 +133,11 @@ class WeCLIPPlusHead(nn.Module):
         dino_channels (int): 384 (ViT-S/14), 768 (B/14), 1024 (L/14).
         Others as :class:`WeCLIPHead` (``num_layers`` 3; 5 for a ViT-L
         DINOv2).
+
+    Example:
+        >>> decode_head = dict(type='WeCLIPPlusHead', clip_channels=768,
+        ...                    clip_levels=1, dino_channels=384,
+        ...                    num_classes=21)
     """
 
     def __init__(self,

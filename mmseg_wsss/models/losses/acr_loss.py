@@ -62,6 +62,10 @@ class ACRLoss(nn.Module):
         shared_drop_path (bool): One drop-path mask for both views.
             Default False (independent masks).
         loss_name (str): Default ``'loss_acr'``.
+
+    Example:
+        >>> model = dict(regularizers=[dict(type='ACRLoss', loss_weight=125.0,
+        ...                                  shared_drop_path=True)])
     """
     needs_flip_attn = True
 

@@ -54,6 +54,10 @@ class BalancedCrossEntropyLoss(nn.Module):
         loss_weight (float): Defaults to 1.0.
         ignore_index (int): Defaults to 255.
         loss_name (str): Defaults to 'loss_bce'.
+
+    Example:
+        >>> loss_decode = dict(type='BalancedCrossEntropyLoss',
+        ...                    loss_name='loss_seg')
     """
 
     def __init__(self,

@@ -16,6 +16,9 @@ class SegToCAMLoss(nn.Module):
     Args:
         loss_weight (float): Defaults to 0.05 (CoSA).
         loss_name (str): Defaults to 'loss_s2c'.
+
+    Example:
+        >>> loss_s2c = dict(type='SegToCAMLoss', loss_weight=0.05)
     """
 
     def __init__(self, loss_weight: float = 0.05,
@@ -61,6 +64,10 @@ class ContrastiveSeparationLoss(nn.Module):
         loss_weight (float): lambda_csc. Defaults to 0.1.
         temperature (float): Defaults to 0.1.
         loss_name (str): Defaults to 'loss_csc'.
+
+    Example:
+        >>> loss_csc = dict(type='ContrastiveSeparationLoss', loss_weight=0.1,
+        ...                 temperature=0.1)
     """
 
     def __init__(self, loss_weight: float = 0.1, temperature: float = 0.1,

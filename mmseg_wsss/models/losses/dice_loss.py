@@ -31,6 +31,9 @@ class WeCLIPDiceLoss(torch.nn.Module):
 
     Args:
         loss_weight (float): 1.0. loss_name (str): ``'loss_dice'``.
+
+    Example:
+        >>> loss_dice = dict(type='WeCLIPDiceLoss', loss_weight=1.0)
     """
 
     def __init__(self, loss_weight: float = 1.0, ignore_index: int = 255,

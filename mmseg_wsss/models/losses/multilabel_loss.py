@@ -15,6 +15,9 @@ class MultiLabelSoftMarginLoss(nn.Module):
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         loss_name (str): Name under which the loss is logged; must start
             with ``loss_``. Defaults to 'loss_cls'.
+
+    Example:
+        >>> loss_cls = dict(type='MultiLabelSoftMarginLoss', loss_weight=1.0)
     """
 
     def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_cls'):

@@ -21,6 +21,10 @@ class PatchContrastiveLoss(nn.Module):
         high_thr (float): Confidence of ``H_c``. Default 0.85.
         loss_weight (float): λ_pcl. Default 0.02.
         loss_name (str): Default ``'loss_pcl'``.
+
+    Example:
+        >>> loss_pcl = dict(type='PatchContrastiveLoss', high_thr=0.85,
+        ...                 loss_weight=0.02)
     """
 
     def __init__(self, high_thr: float = 0.85, loss_weight: float = 0.02,

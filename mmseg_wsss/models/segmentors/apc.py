@@ -50,6 +50,17 @@ class APC(WSSSBaseSegmentor):
             affinity of the same forward's tokens before the argmax / PAR).
         test_cfg (dict): See :class:`WSSSBaseSegmentor`.
         regularizers (list[dict], optional): e.g. ``[dict(type='ACRLoss')]``.
+
+    Example:
+        See ``configs/apc/apc_vitb_voc.py``; in short:
+
+        >>> model = dict(
+        ...     type='APC', backbone=dict(type='WSSSViT'),
+        ...     patch_head=dict(type='PatchClassifierHead', in_channels=768,
+        ...                     num_classes=20),
+        ...     decode_head=dict(type='SegformerHead', in_channels=[768] * 4,
+        ...                      in_index=[0, 1, 2, 3], channels=256,
+        ...                      num_classes=21))
     """
 
     TRAIN_CFG = dict(seg_start_iter=0, par=None, feat_refine=None)

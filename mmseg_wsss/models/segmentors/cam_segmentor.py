@@ -67,6 +67,16 @@ class CAMSegmentor(WSSSBaseSegmentor):
     (same arguments). Backbones other than :class:`WSSSViT` are probed once
     here (:func:`probe_outputs`); a head's ``in_channels=None`` takes the
     channels of the map it reads. CoSA and APC take the same stock keys.
+
+    Example:
+        See ``configs/baseline/cam_vitb_voc.py``; in short:
+
+        >>> model = dict(
+        ...     type='CAMSegmentor', backbone=dict(type='WSSSViT'),
+        ...     cam_head=dict(type='CAMHead', in_channels=768, num_classes=20),
+        ...     decode_head=dict(type='LargeFOVHead', in_channels=768,
+        ...                      channels=512, num_classes=21),
+        ...     train_cfg=dict(warmup_iters=6000))
     """
 
     TRAIN_CFG = dict(

@@ -77,6 +77,13 @@ class CLIPES(FrozenCLIPMixin, WSSSBaseSegmentor):
             (True; False gives the GradCAM alone, the paper's 58.6 row),
             ``batch_classes`` (True: all classes in one backward; False: the
             reference's loop, same maps).
+
+    Example:
+        >>> model = dict(
+        ...     type='CLIPES',
+        ...     backbone=dict(type='CLIPViT', arch='ViT-B/16',
+        ...                   pretrained='pretrain/clip_vitb16.pth'),
+        ...     text_embeddings='pretrain/clip_vitb16_text_voc.pth')
     """
 
     TEST_CFG = dict(box_thr=0.4, bg_power=1.0, caa_blocks=8,

@@ -53,6 +53,18 @@ class CoSA(CAMSegmentor):
         test_cfg (dict): plus ``predict_net``: ``'an'`` (default) or ``'on'``.
         Other arguments as :class:`CAMSegmentor`; ``decode_head.loss_decode``
         is the balanced CE of L_c2s (its ``loss_weight`` = 0.1).
+
+    Example:
+        See ``configs/cosa/cosa_vitb_voc.py`` (the CAM baseline's model plus
+        these keys; the config also needs ``AssignmentNetEMAHook`` and
+        ``TrainableOnlyOptimWrapperConstructor``):
+
+        >>> model = dict(
+        ...     type='CoSA', momentum=0.9994,
+        ...     loss_s2c=dict(type='SegToCAMLoss', loss_weight=0.05),
+        ...     loss_csc=dict(type='ContrastiveSeparationLoss',
+        ...                   loss_weight=0.1))
+        >>> custom_hooks = [dict(type='AssignmentNetEMAHook')]
     """
 
     TRAIN_CFG = dict(

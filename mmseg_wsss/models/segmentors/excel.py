@@ -75,6 +75,18 @@ class ExCEL(WeCLIP):
             affinity subtract the batch's mean cosine, as the reference;
             False: each image's).
         Others as :class:`WeCLIP`.
+
+    Example:
+        See ``configs/excel/excel_vitb16_voc.py``; in short:
+
+        >>> model = dict(
+        ...     type='ExCEL',
+        ...     backbone=dict(type='CLIPViT', arch='ViT-B/16',
+        ...                   pretrained='pretrain/clip_vitb16.pth'),
+        ...     text_embeddings='pretrain/clip_vitb16_text_voc.pth',
+        ...     attribute_bank='pretrain/excel_voc_bank_112.pth',
+        ...     decode_head=dict(type='WeCLIPHead', in_channels=768,
+        ...                      num_levels=12, num_classes=21))
     """
 
     TRAIN_CFG = dict(rfm_start_iter=14000, lvc_start_iter=14000,

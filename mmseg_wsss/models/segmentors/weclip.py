@@ -57,6 +57,17 @@ class WeCLIP(FrozenCLIPMixin, WSSSBaseSegmentor):
             calls, validation ones included, as the reference counts).
         test_cfg (dict): As :class:`WSSSBaseSegmentor` (``scales``,
             ``flip``, ``crf``).
+
+    Example:
+        See ``configs/weclip/weclip_vitb16_voc.py``; in short:
+
+        >>> model = dict(
+        ...     type='WeCLIP',
+        ...     backbone=dict(type='CLIPViT', arch='ViT-B/16',
+        ...                   pretrained='pretrain/clip_vitb16.pth'),
+        ...     text_embeddings='pretrain/clip_vitb16_text_voc.pth',
+        ...     decode_head=dict(type='WeCLIPHead', in_channels=768,
+        ...                      num_levels=11, num_classes=21))
     """
 
     TRAIN_CFG = dict(rfm_start_iter=15000, rfm_last=6, rfm_signed=True,

@@ -48,6 +48,18 @@ class WeCLIPPlus(WeCLIP):
             quirk of its code; -1 is WeCLIP's) plus ``cross_weight`` (0.1),
             ``dice_weight`` (1.0), ``self_label_iter`` (18000),
             ``self_label_thr`` (0.75), ``box_with_prior`` (False).
+
+    Example:
+        See ``configs/weclip_plus/weclip-plus_vitb16-dinov2s_voc.py``; the
+        WeCLIP model plus a DINOv2 branch:
+
+        >>> model = dict(
+        ...     type='WeCLIPPlus',
+        ...     dino=dict(type='WSSSViT', img_size=518, patch_size=14,
+        ...               embed_dims=384, num_layers=12, num_heads=6,
+        ...               pretrained='pretrain/dinov2_vits14_timm.pth'),
+        ...     decode_head=dict(type='WeCLIPPlusHead', clip_channels=768,
+        ...                      dino_channels=384, num_classes=21))
     """
 
     TRAIN_CFG = dict(rfm_start_iter=0, cam_input_block=-2, cross_weight=0.1,
