@@ -74,7 +74,7 @@ def test_coco128_recipe_decoder_lr(name):
     """The frozen-backbone recipe trains the LargeFOV decoder (CAM
     baseline, CoSA) at 1/10 of the heads' learning rate (at 1e-2 it
     collapses to background) and APC's SegFormer decoder at the heads' rate
-    (README, "Real photos on CPU"), in the optimizer the runner builds."""
+    (experiment log, "Real photos on CPU"), in the optimizer the runner builds."""
     from mmengine.optim import build_optim_wrapper
 
     cfg = Config.fromfile(osp.join(REPO, 'configs', name))
@@ -113,7 +113,7 @@ def test_coco128_recipe_pseudo_label_settings(name):
     """On the frozen backbone the decoders learn from a one-threshold
     pseudo-label at the CAMs' best background threshold (0.2; for CoSA:
     RAW's background score, dynamic thresholds off) and CoSA drops the aux
-    CAM's half of L_c2s (README, "Real photos on CPU")."""
+    CAM's half of L_c2s (experiment log, "Real photos on CPU")."""
     cfg = Config.fromfile(osp.join(REPO, 'configs', name))
     cfg.model.backbone.pop('pretrained', None)
     model = MODELS.build(cfg.model)

@@ -33,7 +33,8 @@ def imported_modules(source: str, module: str):
     return names
 
 
-def layering_violations(root: Path, lower=LOWER, forbidden='mmseg_wsss.models'):
+def layering_violations(root: Path, lower=LOWER,
+                        forbidden='mmseg_wsss.models'):
     bad = []
     for sub in lower:
         for path in sorted((root / sub).rglob('*.py')):
@@ -43,7 +44,8 @@ def layering_violations(root: Path, lower=LOWER, forbidden='mmseg_wsss.models'):
                 module = module[:-len('.__init__')] + '.__init__'
             for name in imported_modules(path.read_text(), module):
                 if name == forbidden or name.startswith(forbidden + '.'):
-                    bad.append(f'{osp.relpath(path, root.parent)} imports {name}')
+                    where = osp.relpath(path, root.parent)
+                    bad.append(f'{where} imports {name}')
     return bad
 
 

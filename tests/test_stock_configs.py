@@ -100,6 +100,15 @@ def test_mmseg_wsss_configs_inherit_from_outside_a_regular_install(
     with zipfile.ZipFile(next(wheels.glob('*.whl'))) as z:
         z.extractall(site)
     assert (site / 'mmseg_wsss/.mim/configs/cosa/cosa_vitb_voc.py').is_file()
+    # the model index and every metafile it imports travel too (issue #28)
+    import yaml
+    index = yaml.safe_load(
+        (site / 'mmseg_wsss/.mim/model-index.yml').read_text())
+    assert len(index['Import']) >= 9
+    for meta in index['Import']:
+        assert (site / 'mmseg_wsss/.mim' / meta).is_file(), meta
+        assert (site / 'mmseg_wsss/.mim' / meta).with_name(
+            'README.md').is_file(), meta
     user = tmp_path / 'my_project'
     user.mkdir()
     (user / 'my_cosa.py').write_text(
@@ -114,15 +123,17 @@ def test_mmseg_wsss_configs_inherit_from_outside_a_regular_install(
             "from mmseg.registry import MODELS; "
             "cfg = Config.fromfile('my_cosa.py'); "
             "m = MODELS.build(cfg.model); "
+            "from mmengine.hub import get_config; "
+            "apc = get_config('mmseg_wsss::apc/apc_tiny_toy.py'); "
             "print(type(m).__name__, m.momentum, "
-            "cfg.train_dataloader.dataset.type)")
+            "cfg.train_dataloader.dataset.type, apc.model.type)")
     env = dict(ENV, PYTHONPATH=str(site), SITE=str(site))
     proc = subprocess.run([sys.executable, '-c', code], cwd=str(user),
                           env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == \
-        'CoSA 0.99 WSSSToyDataset'
+        'CoSA 0.99 WSSSToyDataset APC'
 
 
 # ------------------------------------------------------------ 2. the tool

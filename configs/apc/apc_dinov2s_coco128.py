@@ -1,6 +1,7 @@
 # APC on coco128 with DINOv2-S/14 (CPU-sized, like the CAM baseline's
 # cam_dinov2s_coco128.py: same data, frozen backbone, schedule and seed) on
-# the frozen-backbone recipe (README, "Real photos on CPU"):
+# the frozen-backbone recipe (docs/en/notes/experiment_log.md, "Real
+# photos on CPU"):
 # - average pooling: with the backbone frozen, AKP / max / top-6 pooling
 #   invert the labels on these 97 photos (own pseudo-masks 5-6 mIoU) and
 #   average pooling does not (21-23); model.patch_head.pooling.mode='akp'
@@ -13,7 +14,7 @@
 #   does not collapse at 1e-2; at 1e-3 its seg mIoU fell from 9.99 to 6.48;
 # - 600 iterations (17 min alone on 2 cores): on the select half seg 10.5 ->
 #   14.4, CAM 28.2 -> 28.6; on the report half seg 8.8 -> 9.3 but CAM
-#   25.8 -> 22.8 (one seed; README).
+#   25.8 -> 22.8 (one seed; docs/en/notes/experiment_log.md).
 _base_ = ['../baseline/cam_dinov2s_coco128.py']
 num_classes = 20
 model = dict(

@@ -14,8 +14,9 @@ max_iters = 300
 # 2-4); a trainable ViT-S at that batch is far too slow on 2 cores. So:
 # frozen DINOv2 (heads and decoder train), batch 16, lr 1e-2. Unfreeze
 # (frozen_stages=-1) on a GPU (cam_dinov2s_coco128_gpu.py).
-# The frozen-backbone recipe (README, "Real photos on CPU"; each lever is
-# one ablation row there, chosen on the coco128 "select" half):
+# The frozen-backbone recipe (docs/en/notes/experiment_log.md, "Real
+# photos on CPU"; each lever is one ablation row there, chosen on the
+# coco128 "select" half):
 # - score GAP instead of top-10% pooling: the CAM covers the object and its
 #   best background threshold is above 0 (calibrated);
 # - pseudo-label CAM from the training forward itself (single scale, no

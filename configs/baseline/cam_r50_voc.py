@@ -6,7 +6,7 @@
 # mmpretrain's ResNet-50 (ImageNet-1k); the last stage keeps stride 16
 # (strides=(1, 2, 2, 1)) as WSSS ResNet CAM codes do, for a finer CAM.
 # BatchNorm: batch statistics while training, frozen in the no-grad
-# pseudo-label passes (see README "Bring your own backbone").
+# pseudo-label passes (see docs/en/advanced_guides/own_backbone.md).
 _base_ = ['./cam_vitb_voc.py']
 num_classes = 20
 model = dict(

@@ -2,8 +2,8 @@
 # (the frozen-backbone recipe, see there) + CoSA's parts, same schedule and
 # seed. The assignment network's CAMs (single scale, no flip) are refined
 # over its own tokens for the pseudo-labels (train_cfg.feat_refine).
-# Four choices for a frozen backbone and a 300-iteration schedule (README,
-# "Real photos on CPU"):
+# Four choices for a frozen backbone and a 300-iteration schedule
+# (docs/en/notes/experiment_log.md, "Real photos on CPU"):
 # - no strong photometric view: with the backbone frozen, the online
 #   network's heads only see its colour-jittered tokens and the view costs
 #   CoSA (measured); both networks see the same weak view;

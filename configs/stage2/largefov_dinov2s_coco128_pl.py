@@ -14,7 +14,7 @@
 # 2. python tools/train.py configs/stage2/largefov_dinov2s_coco128_pl.py
 #    (another export root: --cfg-options
 #    train_dataloader.dataset.data_root=DIR)
-# Measured results: README, "Real photos on CPU".
+# Measured results: docs/en/notes/experiment_log.md, "Real photos on CPU".
 _base_ = ['../baseline/cam_dinov2s_coco128.py']
 model = dict(
     _delete_=True,

@@ -3,7 +3,7 @@
 # shared by both. The paper's figures, not ours: VOC test 83.9, COCO val
 # 56.3 (VOC val not verified in clip.md).
 #   CLIP weights and text rows: as configs/weclip/weclip_vitb16_voc.py;
-#   DINOv2-S/14: pretrain/dinov2_vits14_timm.pth (README "Shared assets";
+#   DINOv2-S/14: pretrain/dinov2_vits14_timm.pth (docs/en/get_started.md "Shared assets";
 #   timm / official DINOv2 / mmpretrain layouts load).
 #   python tools/train.py configs/weclip_plus/weclip-plus_vitb16-dinov2s_voc.py
 # Reference choices kept (switches in model.train_cfg): GradCAM's last block
