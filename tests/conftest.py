@@ -117,3 +117,64 @@ def count_backbone_calls(model):
 
     model.backbone.forward_wsss = spy
     return calls
+
+
+def toy_train_loader(toy_root, batch_size=2):
+    """The tiny CAM config's training dataloader config on the session's
+    synthetic set, in this process (no workers)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs/baseline/cam_tiny_toy.py'))
+    loader = cfg.train_dataloader
+    loader.dataset.data_root = toy_root
+    loader.update(num_workers=0, persistent_workers=False,
+                  batch_size=batch_size)
+    return loader
+
+
+def toy_batch(toy_root, batch_size=2):
+    """One training batch of :func:`toy_train_loader` (seed 0)."""
+    from mmengine.runner import Runner
+    return next(iter(Runner.build_dataloader(
+        toy_train_loader(toy_root, batch_size), seed=0)))
+
+
+def train_steps(model, batch, steps, lr, on_losses=None, after_backward=None,
+                after_step=None):
+    """``steps`` AdamW steps of ``model`` (its trainable parameters) on one
+    batch, at iterations 0, 1, ... (the MessageHub's ``iter``), minimising
+    the sum of the ``loss*`` terms; returns that sum at each step.
+
+    ``on_losses(losses)`` sees each step's loss dict, ``after_backward()``
+    runs between backward and the optimizer step, ``after_step()`` after it
+    (e.g. CoSA's EMA update)."""
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr)
+    hub = MessageHub.get_current_instance()
+    model.train()
+    totals = []
+    for it in range(steps):
+        hub.update_info('iter', it)
+        data = model.data_preprocessor(copy.deepcopy(batch), training=True)
+        losses = model(**data, mode='loss')
+        if on_losses is not None:
+            on_losses(losses)
+        total = sum(v for k, v in losses.items() if k.startswith('loss'))
+        opt.zero_grad()
+        total.backward()
+        if after_backward is not None:
+            after_backward()
+        opt.step()
+        if after_step is not None:
+            after_step()
+        totals.append(float(total))
+    return totals
+
+
+def predict_first(model, batch):
+    """``model.test_step`` (eval mode, no grad) on the batch's first image;
+    returns its data sample."""
+    model.eval()
+    with torch.no_grad():
+        out = model.test_step(dict(inputs=[batch['inputs'][0]],
+                                   data_samples=[batch['data_samples'][0]]))
+    return out[0]

@@ -2,18 +2,17 @@
 or export (CLIP-ES) on the synthetic set, shrunk to a tiny random CLIP: the
 same model type, losses, heads and train_cfg as written, only the widths,
 the data root and the user's files replaced."""
-import copy
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
-from .conftest import REPO, random_text_bank
+from .conftest import (REPO, random_text_bank, toy_train_loader,
+                       train_steps)
 
 TINY_CLIP = dict(arch=None, img_size=64, patch_size=8, embed_dims=32,
                  num_layers=4, num_heads=2, proj_dims=512, aux_layer=-2,
@@ -45,11 +44,7 @@ def _shrink(cfg, tmp_path, toy_root):
     if 'caa_blocks' in m.train_cfg or m.type == 'WeCLIP':
         m.train_cfg['caa_blocks'] = 3
     m.data_preprocessor['size'] = (64, 64)
-    toy = Config.fromfile(osp.join(REPO, 'configs/baseline/cam_tiny_toy.py'))
-    loader = toy.train_dataloader
-    loader.dataset.data_root = toy_root
-    loader.update(num_workers=0, persistent_workers=False, batch_size=2)
-    return loader
+    return toy_train_loader(toy_root)
 
 
 @pytest.mark.parametrize('path', [
@@ -64,19 +59,7 @@ def test_clip_config_trains_on_the_synthetic_set(tmp_path, toy_root, path):
     model = MODELS.build(cfg.model)
     model.init_weights()
     batch = next(iter(Runner.build_dataloader(loader, seed=0)))
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=5e-3)
-    hub = MessageHub.get_current_instance()
-    model.train()
-    totals = []
-    for it in range(10):  # before the configs' start iterations
-        hub.update_info('iter', it)
-        data = model.data_preprocessor(copy.deepcopy(batch), training=True)
-        losses = model(**data, mode='loss')
-        total = sum(losses.values())
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        totals.append(float(total))
+    # 10 steps: before the configs' start iterations
+    totals = train_steps(model, batch, 10, lr=5e-3)
     assert np.isfinite(totals).all()
     assert np.mean(totals[-2:]) < 0.95 * np.mean(totals[:2]), totals

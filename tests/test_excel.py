@@ -1,16 +1,12 @@
 """ExCEL (the CLIP line, step 5): attribute-enriched text rows and
 feature-surgery CAMs against hand-worked examples, the dual-path forward,
 and the model training on the synthetic set with a tiny random CLIP."""
-import copy
 import math
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.logging import MessageHub
-from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 from mmseg_wsss.models.backbones.clip_vit import CLIPViT, surgery_forward
@@ -18,7 +14,8 @@ from mmseg_wsss.models.pseudo_labels import (attribute_text_rows,
                                              feature_surgery_cams)
 from mmseg_wsss.models.segmentors import load_attribute_bank
 
-from .conftest import REPO, random_text_bank
+from .conftest import (REPO, predict_first, random_text_bank, toy_batch,
+                       train_steps)
 
 
 def test_attribute_rows_by_hand():
@@ -123,35 +120,18 @@ def test_excel_trains_on_the_synthetic_set(tmp_path, toy_root, late):
                    aff_self_iter=start)
     model.init_weights()
     assert model.text_rows.shape == (4 + 25, 512)
-    cfg = Config.fromfile(osp.join(REPO, 'configs/baseline/cam_tiny_toy.py'))
-    loader = cfg.train_dataloader
-    loader.dataset.data_root = toy_root
-    loader.update(num_workers=0, persistent_workers=False, batch_size=2)
-    batch = next(iter(Runner.build_dataloader(loader, seed=0)))
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=5e-3)
-    hub = MessageHub.get_current_instance()
-    totals = []
-    model.train()
-    for it in range(8):
-        hub.update_info('iter', it)
-        data = model.data_preprocessor(copy.deepcopy(batch), training=True)
-        losses = model(**data, mode='loss')
+    batch = toy_batch(toy_root)
+
+    def check(losses):
         assert set(losses) == {'loss_seg', 'loss_aff'}
-        total = sum(losses.values())
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        totals.append(float(total))
+
+    totals = train_steps(model, batch, 8, lr=5e-3, on_losses=check)
     assert np.isfinite(totals).all()
     if not late:
         assert np.mean(totals[-2:]) < 0.9 * np.mean(totals[:2]), totals
-    model.eval()
-    with torch.no_grad():
-        out = model.test_step(dict(inputs=[batch['inputs'][0]],
-                                   data_samples=[batch['data_samples'][0]]))
-    assert tuple(out[0].pred_sem_seg.data.shape[-2:]) == \
-        tuple(out[0].metainfo['ori_shape'][:2])
+    out = predict_first(model, batch)
+    assert tuple(out.pred_sem_seg.data.shape[-2:]) == \
+        tuple(out.metainfo['ori_shape'][:2])
 
 
 def test_text_tool_builds_an_attribute_bank(tmp_path):

@@ -19,7 +19,7 @@ from mmseg.registry import MODELS
 
 from mmseg_wsss.engine.hooks.config_check_hook import method_preconditions
 
-from .conftest import REPO, tiny_cam_model_cfg
+from .conftest import REPO, tiny_cam_model_cfg, train_steps
 from .test_runner import ENV
 
 STOCK = {
@@ -222,24 +222,12 @@ def test_converted_stock_configs_train_and_test_on_the_synthetic_set(
         model.update_assignment_net(momentum=0.0)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     batch = next(iter(loader))
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    from mmengine.logging import MessageHub
-    hub = MessageHub.get_current_instance()
-    totals, names = [], set()
-    model.train()
-    for it in range(8):
-        hub.update_info('iter', it)
-        data = model.data_preprocessor(copy.deepcopy(batch), training=True)
-        losses = model(**data, mode='loss')
-        names |= {k for k in losses if k.startswith('loss')}
-        total = sum(v for k, v in losses.items() if k.startswith('loss'))
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        if hasattr(model, 'update_assignment_net'):
-            model.update_assignment_net()
-        totals.append(float(total))
+    names = set()
+    totals = train_steps(
+        model, batch, 8, lr=1e-3,
+        on_losses=lambda losses: names.update(
+            k for k in losses if k.startswith('loss')),
+        after_step=getattr(model, 'update_assignment_net', None))
     assert np.isfinite(totals).all()
     assert np.mean(totals[-2:]) < 0.9 * np.mean(totals[:2]), totals
     # the decoder's loss is on (CoSA: L_c2s), not only classification

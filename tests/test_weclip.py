@@ -1,19 +1,17 @@
 """WeCLIP (the CLIP line, step 4): the refinement module's layer selection
 and the affinity loss against hand-worked examples, and the model training
 a few steps on the synthetic set with a tiny random CLIP."""
-import copy
 
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import MessageHub
-from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 from mmseg_wsss.models.pseudo_labels import (affinity_loss,
                                              affinity_targets, rfm_select)
 
-from .conftest import random_text_bank
+from .conftest import (predict_first, random_text_bank, toy_batch,
+                       train_steps)
 
 
 def test_rfm_layer_selection_by_hand():
@@ -77,43 +75,23 @@ def _weclip(tmp_path, **train_cfg):
 
 @pytest.mark.parametrize('rfm', [False, True])
 def test_weclip_trains_on_the_synthetic_set(tmp_path, toy_root, rfm):
-    from mmengine.config import Config
-    import os.path as osp
-    from .conftest import REPO
     torch.manual_seed(0)
     model = _weclip(tmp_path, rfm_start_iter=0 if rfm else 10**6)
     model.init_weights()
     assert not any(p.requires_grad for p in model.backbone.parameters())
-    cfg = Config.fromfile(osp.join(REPO, 'configs/baseline/cam_tiny_toy.py'))
-    loader_cfg = cfg.train_dataloader
-    loader_cfg.dataset.data_root = toy_root
-    loader_cfg.update(num_workers=0, persistent_workers=False, batch_size=2)
-    batch = next(iter(Runner.build_dataloader(loader_cfg, seed=0)))
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=2e-3)
-    hub = MessageHub.get_current_instance()
-    totals = []
-    model.train()
-    for it in range(8):
-        hub.update_info('iter', it)
-        data = model.data_preprocessor(copy.deepcopy(batch), training=True)
-        losses = model(**data, mode='loss')
+    batch = toy_batch(toy_root)
+
+    def check(losses):
         assert set(losses) == {'loss_seg', 'loss_aff'}
-        total = sum(losses.values())
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        totals.append(float(total))
+
+    totals = train_steps(model, batch, 8, lr=2e-3, on_losses=check)
     assert np.isfinite(totals).all()
     if not rfm:  # fixed pseudo-labels: the decoder fits them
         assert np.mean(totals[-2:]) < 0.9 * np.mean(totals[:2]), totals
-    model.eval()
-    with torch.no_grad():
-        out = model.test_step(dict(inputs=[batch['inputs'][0]],
-                                   data_samples=[batch['data_samples'][0]]))
-    assert tuple(out[0].pred_sem_seg.data.shape[-2:]) == \
-        tuple(out[0].metainfo['ori_shape'][:2])
-    assert int(out[0].pred_sem_seg.data.max()) <= 4
+    out = predict_first(model, batch)
+    assert tuple(out.pred_sem_seg.data.shape[-2:]) == \
+        tuple(out.metainfo['ori_shape'][:2])
+    assert int(out.pred_sem_seg.data.max()) <= 4
 
 
 def test_weclip_pseudo_labels_hold_only_present_classes(tmp_path):

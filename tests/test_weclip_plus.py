@@ -1,19 +1,15 @@
 """WeCLIP+ (the CLIP line, step 6): its Dice loss by hand, the shared
 decoder, and the model training on the synthetic set with a tiny random
 CLIP and a tiny DINOv2-shaped ViT."""
-import copy
-import os.path as osp
 
 import numpy as np
 import torch
-from mmengine.config import Config
-from mmengine.logging import MessageHub
-from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 from mmseg_wsss.models.losses.dice_loss import weclip_dice_loss
 
-from .conftest import REPO, random_text_bank
+from .conftest import (predict_first, random_text_bank, toy_batch,
+                       train_steps)
 
 
 def test_dice_by_hand():
@@ -68,37 +64,24 @@ def test_weclip_plus_trains_on_the_synthetic_set(tmp_path, toy_root):
     frozen = list(model.backbone.parameters()) + \
         list(model.dino.parameters())
     assert not any(p.requires_grad for p in frozen)
-    cfg = Config.fromfile(osp.join(REPO, 'configs/baseline/cam_tiny_toy.py'))
-    loader = cfg.train_dataloader
-    loader.dataset.data_root = toy_root
-    loader.update(num_workers=0, persistent_workers=False, batch_size=2)
-    batch = next(iter(Runner.build_dataloader(loader, seed=0)))
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=2e-3)
-    hub = MessageHub.get_current_instance()
-    model.train()
-    totals = []
-    for it in range(8):  # the seg self-labels switch on at iteration 4
-        hub.update_info('iter', it)
-        data = model.data_preprocessor(copy.deepcopy(batch), training=True)
-        losses = model(**data, mode='loss')
+    batch = toy_batch(toy_root)
+
+    def check(losses):
         assert set(losses) == {'loss_seg', 'loss_aff', 'loss_cross',
                                'loss_dice'}
-        total = sum(losses.values())
-        opt.zero_grad()
-        total.backward()
+
+    def dino_front_end_learns():
         # the shared transformer stack learns from both branches; the DINO
         # front-end gets gradient
         assert model.decode_head.dino_mlp[0].weight.grad.abs().sum() > 0
-        opt.step()
-        totals.append(float(total))
+
+    # the seg self-labels switch on at iteration 4
+    totals = train_steps(model, batch, 8, lr=2e-3, on_losses=check,
+                         after_backward=dino_front_end_learns)
     assert np.isfinite(totals).all()
-    model.eval()
-    with torch.no_grad():
-        out = model.test_step(dict(inputs=[batch['inputs'][0]],
-                                   data_samples=[batch['data_samples'][0]]))
-    assert tuple(out[0].pred_sem_seg.data.shape[-2:]) == \
-        tuple(out[0].metainfo['ori_shape'][:2])
+    out = predict_first(model, batch)
+    assert tuple(out.pred_sem_seg.data.shape[-2:]) == \
+        tuple(out.metainfo['ori_shape'][:2])
 
 
 def test_shared_decoder_is_one_stack(tmp_path):
