@@ -253,6 +253,34 @@ def test_every_tool_and_option_a_document_shows_exists():
     assert bad_tool_uses(doc_files()) == []
 
 
+DOCS_PATH = re.compile(r'(?<![\w/.-])docs/[\w./-]*\w')
+
+
+def code_files(root: str = REPO) -> List[str]:
+    files = []
+    for sub in ('configs', 'tools', 'mmseg_wsss'):
+        for ext in ('py', 'sh'):
+            files += glob.glob(osp.join(root, sub, '**', f'*.{ext}'),
+                               recursive=True)
+    return sorted(f for f in files if osp.isfile(f))
+
+
+def missing_docs_paths(files: List[str], root: str = REPO) -> List[str]:
+    """``docs/...`` paths named in the files that do not exist."""
+    return [f'{osp.relpath(path, root)}: {ref}' for path in files
+            for ref in DOCS_PATH.findall(open(path, encoding='utf-8').read())
+            if not osp.exists(osp.join(root, ref))]
+
+
+def test_docs_and_configs_named_in_code_comments_exist():
+    """Configs, tools and the package point users at docs pages and
+    configs in their comments and messages: those exist too."""
+    files = code_files()
+    assert missing_docs_paths(files) == []
+    assert missing_configs(files) == []
+    assert any(DOCS_PATH.search(open(f).read()) for f in files)
+
+
 def test_checkers_fail_when_a_link_config_or_option_is_removed(tmp_path):
     """The checks above on a tree where each named thing is gone."""
     (tmp_path / 'tools').mkdir()
@@ -276,6 +304,11 @@ def test_checkers_fail_when_a_link_config_or_option_is_removed(tmp_path):
     assert not any('a-part' in b for b in links)
     assert missing_configs(files, str(tmp_path)) == \
         ['README.md: configs/cosa/removed.py']
+    (tmp_path / 'configs' / 'cosa' / 'kept.py').write_text(
+        '# see docs/other.md and docs/gone.md\n')
+    assert missing_docs_paths([str(tmp_path / 'configs' / 'cosa' /
+                                   'kept.py')], str(tmp_path)) == \
+        ['configs/cosa/kept.py: docs/gone.md']
     bad = bad_tool_uses(files, str(tmp_path))
     assert 'tools/tool.py --removed (not in its --help)' in bad
     assert 'tools/gone.py (no such tool)' in bad

@@ -1,6 +1,7 @@
 # 128 real COCO photos with coarse VOC-20 masks (shared/data/coco128_voc).
 # Reach it through a link, e.g. from the repository root:
-#   ln -s ../../shared/data/coco128_voc data/coco128_voc   (see README)
+#   ln -s ../../shared/data/coco128_voc data/coco128_voc
+# (see docs/en/get_started.md, "Shared assets of this project")
 # Image labels are derived from the masks (31 photos have no VOC class and
 # are left out of training; the log says so). There is no held-out split:
 # the CAM metric and the segmentation mIoU both use the 128 photos; each is

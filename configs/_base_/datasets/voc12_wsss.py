@@ -1,4 +1,5 @@
-# PASCAL VOC 2012 + SBD for WSSS. Expected on disk (see README "Data"):
+# PASCAL VOC 2012 + SBD for WSSS. Expected on disk (see
+# docs/en/user_guides/1_dataset_prepare.md):
 #   data/VOCdevkit/VOC2012/{JPEGImages,SegmentationClassAug,
 #                           ImageSets/Segmentation/{train_aug,train,val}.txt,
 #                           cls_labels.npy}

@@ -1,5 +1,6 @@
-# CAM baseline on DINOv2 ViT-S/14 (the shared offline weights; see README
-# "Shared assets": pretrain/dinov2_vits14_timm.pth is a link to them).
+# CAM baseline on DINOv2 ViT-S/14 (the shared offline weights; see
+# docs/en/get_started.md, "Shared assets of this project":
+# pretrain/dinov2_vits14_timm.pth is a link to them).
 num_classes = 20
 data_preprocessor = dict(
     type='WSSSDataPreprocessor',
