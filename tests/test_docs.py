@@ -20,7 +20,6 @@ import re
 import shlex
 import subprocess
 import sys
-from functools import lru_cache
 from typing import Dict, List, Set, Tuple
 
 import pytest
@@ -134,7 +133,8 @@ def missing_configs(files: List[str], root: str = REPO) -> List[str]:
 
 
 # ---------------------------------------------------------------- tools
-TOOL_REF = re.compile(r'(?:^|[\s(=])(?:\./)?(?:tools/)?([\w-]+\.(?:py|sh))\b')
+TOOL_REF = re.compile(
+    r'(?:^|[\s(=])(?:\./)?(tools/)?([\w-]+\.(?:py|sh))\b')
 OPTION = re.compile(r'(?<![\w-])(--[a-z][\w-]*)')
 
 
@@ -148,25 +148,12 @@ def tool_uses(files: List[str], root: str = REPO) -> Dict[str, Set[str]]:
             m = TOOL_REF.search(line)
             if not m or 'torchrun' in line[:m.start()]:
                 continue
-            name = m.group(1)
-            if not osp.isfile(osp.join(root, 'tools', name)) and \
-                    'tools/' not in line[max(0, m.start() - 7):m.end()]:
+            prefix, name = m.groups()
+            if not prefix and not osp.isfile(osp.join(root, 'tools', name)):
                 continue  # a config or module .py, not a tool
-            rest = line[m.end():]
-            opts = set(OPTION.findall(rest)) - {'--cfg-options', '--help'} \
-                if name.endswith('.py') else set(OPTION.findall(rest))
-            # `--cfg-options k=v` pairs hold no options of the tool
+            opts = set(OPTION.findall(line[m.end():])) - {'--help'}
             uses.setdefault(name, set()).update(opts)
     return uses
-
-
-@lru_cache(None)
-def tool_help(path: str) -> str:
-    if path.endswith('.sh'):  # shell tools: the option is in its source
-        return open(path, encoding='utf-8').read()
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    return subprocess.run([sys.executable, path, '--help'], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300).stdout
 
 
 HELP_RUNNER = r"""
@@ -188,33 +175,33 @@ print('\n@@HELP@@' + json.dumps(out))
 """
 
 
-def prefetch_help(paths: List[str]) -> None:
-    """Every Python tool's ``--help``, in one process (each tool imports
-    torch and mmseg: paying that once keeps the test short)."""
-    paths = [p for p in paths if p.endswith('.py')]
-    if not paths:
-        return
-    proc = subprocess.run([sys.executable, '-c', HELP_RUNNER] + paths,
-                          cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert '@@HELP@@' in proc.stdout, proc.stderr[-3000:]
-    _HELP.update(json.loads(proc.stdout.split('@@HELP@@')[-1]))
-
-
-_HELP: Dict[str, str] = {}
+def tool_helps(paths: List[str]) -> Dict[str, str]:
+    """Each tool's ``--help`` text: Python tools all in one process (each
+    imports torch and mmseg: paying that once keeps the test short); for
+    shell tools their source, where their options are spelt out."""
+    helps = {p: open(p, encoding='utf-8').read()
+             for p in paths if p.endswith('.sh')}
+    py = [p for p in paths if p.endswith('.py')]
+    if py:
+        proc = subprocess.run([sys.executable, '-c', HELP_RUNNER] + py,
+                              cwd=REPO, capture_output=True, text=True,
+                              timeout=600)
+        assert '@@HELP@@' in proc.stdout, proc.stderr[-3000:]
+        helps.update(json.loads(proc.stdout.split('@@HELP@@')[-1]))
+    return helps
 
 
 def bad_tool_uses(files: List[str], root: str = REPO) -> List[str]:
     uses = tool_uses(files, root)
-    paths = [osp.join(root, 'tools', n) for n in uses]
-    prefetch_help([p for p in paths if osp.isfile(p) and p not in _HELP])
+    helps = tool_helps([p for p in (osp.join(root, 'tools', n) for n in uses)
+                        if osp.isfile(p)])
     bad = []
     for name, opts in sorted(uses.items()):
         path = osp.join(root, 'tools', name)
         if not osp.isfile(path):
             bad.append(f'tools/{name} (no such tool)')
             continue
-        text = _HELP.get(path) or tool_help(path)
+        text = helps[path]
         if name.endswith('.py') and 'usage:' not in text:
             bad.append(f'tools/{name} --help printed no usage')
             continue
