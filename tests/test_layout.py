@@ -2,7 +2,6 @@
 ``models`` and never import it (issue #28: the benchmark engine, which builds
 models, moved from ``mmseg_wsss.utils`` to ``mmseg_wsss.apis``)."""
 import ast
-import os.path as osp
 from pathlib import Path
 
 import pytest
@@ -38,14 +37,13 @@ def layering_violations(root: Path, lower=LOWER,
     bad = []
     for sub in lower:
         for path in sorted((root / sub).rglob('*.py')):
-            rel = path.relative_to(root.parent).with_suffix('')
-            module = '.'.join(rel.parts)
-            if module.endswith('.__init__'):
-                module = module[:-len('.__init__')] + '.__init__'
+            rel = path.relative_to(root.parent)
+            # a package's __init__ keeps its '.__init__' part, so relative
+            # imports in it resolve against the package itself
+            module = '.'.join(rel.with_suffix('').parts)
             for name in imported_modules(path.read_text(), module):
                 if name == forbidden or name.startswith(forbidden + '.'):
-                    where = osp.relpath(path, root.parent)
-                    bad.append(f'{where} imports {name}')
+                    bad.append(f'{rel} imports {name}')
     return bad
 
 
@@ -76,3 +74,17 @@ def test_layering_check_catches_each_import_form(tmp_path, line):
 def test_benchmark_lives_in_apis():
     assert (PKG / 'apis' / 'benchmark.py').is_file()
     assert not (PKG / 'utils' / 'benchmark.py').exists()
+
+
+def test_layering_check_resolves_relative_imports_in_a_package_init(
+        tmp_path):
+    pkg = tmp_path / 'mmseg_wsss'
+    for sub in ('utils', 'models'):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / '__init__.py').write_text('')
+    (pkg / 'utils' / '__init__.py').write_text('from ..models import x\n')
+    assert layering_violations(pkg, lower=('utils', )) == [
+        'mmseg_wsss/utils/__init__.py imports mmseg_wsss.models',
+        'mmseg_wsss/utils/__init__.py imports mmseg_wsss.models.x']
+    (pkg / 'utils' / '__init__.py').write_text('from .misc import x\n')
+    assert layering_violations(pkg, lower=('utils', )) == []
