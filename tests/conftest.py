@@ -6,8 +6,10 @@ import random
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
 
 import mmseg_wsss  # noqa: F401  (registers everything)
 from mmseg_wsss.datasets import make_toy_voc
@@ -122,7 +124,6 @@ def count_backbone_calls(model):
 def toy_train_loader(toy_root, batch_size=2):
     """The tiny CAM config's training dataloader config on the session's
     synthetic set, in this process (no workers)."""
-    from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, 'configs/baseline/cam_tiny_toy.py'))
     loader = cfg.train_dataloader
     loader.dataset.data_root = toy_root
@@ -133,7 +134,6 @@ def toy_train_loader(toy_root, batch_size=2):
 
 def toy_batch(toy_root, batch_size=2):
     """One training batch of :func:`toy_train_loader` (seed 0)."""
-    from mmengine.runner import Runner
     return next(iter(Runner.build_dataloader(
         toy_train_loader(toy_root, batch_size), seed=0)))
 
